@@ -1,0 +1,122 @@
+"""Forward and hand-written backward of any network described by a Wiring (docs/METHOD.md §1, §2).
+
+A network is the ordered list of its LayerSpecs. Each layer concatenates its sources, applies
+Eq. (1), optionally BN (Eq. 2'), its activation φ and its gates (Eq. 2 with a sampled mask ξ (B, n), or
+Eq. 3 with θ (n,)). A DenseNet block (Eq. 5–6) is nothing more than layers whose input lists grow.
+
+Containers are plain dicts: params[layer] = {'W', 'b'[, 's', 'c']}, stats[layer] = {'mean', 'var'},
+gates[layer] = ξ (B, n) or θ (n,) for gated layers. `acts` maps every source name to its (B, w) array.
+"""
+import numpy as np
+
+from . import layers as L
+
+
+def init_params(specs, source_widths, rng, dtype=np.float64):
+    """Glorot-uniform W (as Keras/OFENet), zero b, BN s = 1, c = 0.
+
+    source_widths: dict name -> width for every source the specs read (free inputs and earlier layers).
+    """
+    widths = dict(source_widths)
+    params, stats = {}, {}
+    for spec in specs:
+        n_in = sum(widths[s] for s in spec.inputs)
+        # Glorot/Xavier uniform limit sqrt(6 / (fan_in + fan_out)), Keras's default initialiser
+        limit = np.sqrt(6.0 / max(n_in + spec.n_out, 1))
+        p = {"W": rng.uniform(-limit, limit, size=(n_in, spec.n_out)).astype(dtype),
+             "b": np.zeros(spec.n_out, dtype=dtype)}
+        if spec.bn:
+            p["s"] = np.ones(spec.n_out, dtype=dtype)
+            p["c"] = np.zeros(spec.n_out, dtype=dtype)
+            stats[spec.name] = {"mean": np.zeros(spec.n_out, dtype=dtype),
+                                "var": np.ones(spec.n_out, dtype=dtype)}
+        params[spec.name] = p
+        widths[spec.name] = spec.n_out
+    return params, stats
+
+
+def forward(specs, params, inputs, gates, stats=None, bn_train=False, eps_bn=1e-3):
+    """Run the layers `specs` in order.
+
+    inputs: dict source -> (B, w) for every source not produced by `specs`.
+    gates:  dict layer -> ξ (B, n) [Eq. 2] or θ (n,) [Eq. 3]; ungated layers are absent.
+    bn_train: batch statistics (training) or stats' running averages (inference).
+    Returns (acts, cache): acts holds inputs and every layer's output y (B, n).
+    Pure: no in-place assignment, so autograd differentiates it (tests/test_network.py).
+    """
+    acts = dict(inputs)
+    cache = {}
+    for spec in specs:
+        p = params[spec.name]
+        parts = [acts[s] for s in spec.inputs]
+        h = parts[0] if len(parts) == 1 else L.concat_forward(parts)   # (B, n_in)
+        # u = h W + b                                              Eq. (1)
+        u = L.dense_forward(h, p["W"], p["b"])                        # (B, n)
+        c = {"h": h, "u": u, "widths": [x.shape[1] for x in parts]}
+        if spec.bn:
+            if bn_train:
+                v, mu, var, xhat, inv_std = L.batchnorm_forward_train(u, p["s"], p["c"], eps_bn)
+                c.update(mu=mu, var=var)
+            else:
+                st = stats[spec.name]
+                v, xhat, inv_std = L.batchnorm_forward_eval(u, p["s"], p["c"], st["mean"], st["var"], eps_bn)
+            c.update(xhat=xhat, inv_std=inv_std)
+        else:
+            v = u
+        phi = L.ACTIVATIONS[spec.act][0](v)                            # φ(BN(u)) (B, n)
+        c["v"], c["phi"] = v, phi
+        if spec.gated:
+            # y = ξ ⊙ φ(u)  (Eq. 2)   or   ȳ = θ ⊙ φ(u)  (Eq. 3)
+            y = gates[spec.name] * phi
+        else:
+            y = phi
+        acts[spec.name] = y
+        cache[spec.name] = c
+    return acts, cache
+
+
+def backward(specs, params, gates, cache, d_acts, bn_train=False):
+    """Hand-written reverse pass of `forward`.
+
+    d_acts: dict source -> dL/d(acts[source]) (B, w) for the outputs the loss reads (any layer's or input's).
+    Returns (grads, d_inputs, d_gates):
+      grads[layer]   = {'W', 'b'[, 's', 'c']}
+      d_inputs[src]  = dL/d input (B, w) for the sources that are not produced by `specs`
+      d_gates[layer] = dL/dg (B, n): per-example gate derivative, the first-order estimator's raw material
+    """
+    d = {k: v for k, v in d_acts.items()}
+    grads, d_gates = {}, {}
+    own = {s.name for s in specs}
+    for spec in reversed(specs):
+        c, p = cache[spec.name], params[spec.name]
+        dy = d.pop(spec.name, None)
+        if dy is None:
+            dy = np.zeros_like(c["phi"])
+        if spec.gated:
+            d_gates[spec.name] = dy * c["phi"]                         # ∂L/∂ξ_ij = dy_ij φ_ij
+            dphi = dy * gates[spec.name]
+        else:
+            dphi = dy
+        dv = L.ACTIVATIONS[spec.act][1](dphi, c["v"])
+        g = {}
+        if spec.bn:
+            bwd = L.batchnorm_backward_train if bn_train else L.batchnorm_backward_eval
+            du, g["s"], g["c"] = bwd(dv, p["s"], c["xhat"], c["inv_std"])
+        else:
+            du = dv
+        dh, g["W"], g["b"] = L.dense_backward(du, c["h"], p["W"])
+        grads[spec.name] = g
+        pieces = [dh] if len(spec.inputs) == 1 else L.concat_backward(dh, c["widths"])
+        for src, piece in zip(spec.inputs, pieces):
+            d[src] = piece if src not in d else d[src] + piece
+    d_inputs = {k: v for k, v in d.items() if k not in own}
+    return grads, d_inputs, d_gates
+
+
+def update_running_stats(specs, stats, cache, momentum):
+    """Fold the batch statistics of a training-mode forward into the running averages (Eq. 2')."""
+    for spec in specs:
+        if spec.bn and "mu" in cache[spec.name]:
+            st = stats[spec.name]
+            st["mean"], st["var"] = L.batchnorm_update_running(st["mean"], st["var"], cache[spec.name]["mu"],
+                                                               cache[spec.name]["var"], momentum)
