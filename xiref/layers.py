@@ -32,7 +32,7 @@ def relu_forward(u):
 
 
 def relu_backward(dy, u):
-    """dL/du for ReLU; the subgradient at 0 is taken as 0 (as autograd does)."""
+    """dL/du for ReLU; at u = 0 exactly we take 0 (autograd's np.maximum splits it, 0.5)."""
     return dy * (u > 0)
 
 
@@ -112,7 +112,14 @@ def batchnorm_update_running(mean_run, var_run, mu, var, momentum):
 
 # ---------------------------------------------------------------- concatenation [x, y]
 def concat_forward(xs):
-    """[x_1, …, x_k] along features: list of (B, w_k) -> (B, Σ w_k)."""
+    """[x_1, …, x_k] along features: list of (B, w_k) -> (B, Σ w_k).
+
+    autograd's array-function hook does not trace np.concatenate, so while autograd is tracing (its
+    ArrayBox values among the inputs) the identical operation is taken from autograd.numpy.
+    """
+    if any(type(x).__name__ == "ArrayBox" for x in xs):
+        import autograd.numpy as anp
+        return anp.concatenate(xs, axis=1)
     return np.concatenate(xs, axis=1)
 
 

@@ -57,7 +57,7 @@ def prune_layer(wiring, name, keep, theta, layer_containers, unit_containers=())
 def prune_zero_units(wiring, theta, layer_containers, unit_containers=(), names=None):
     """Prune every unit with θ_j = 0 (permanent, §7). Returns {layer: number removed}."""
     removed = {}
-    for name in names or wiring.gated_names():
+    for name in (wiring.gated_names() if names is None else names):
         n = prune_layer(wiring, name, theta[name] > 0, theta, layer_containers, unit_containers)
         if n:
             removed[name] = n

@@ -88,11 +88,15 @@ def mlp(net, inputs, hidden, n_out, act="relu", gated=True):
 
 
 def densenet_block(net, prefix, inputs, n_layers, units, gated=True, bn=True):
-    """Eq. (5)/(6): layer l reads [inputs, y_1, …, y_{l−1}]; the block output is all of them."""
+    """Eq. (5)/(6): layer l reads [inputs, y_1, …, y_{l−1}]; the block output is all of them.
+
+    units: one width for every layer, or a sequence of n_layers widths.
+    """
+    widths = [units] * n_layers if np.isscalar(units) else list(units)
     specs, src = [], tuple(inputs)
     for k in range(n_layers):
         name = f"{net}/{prefix}{k + 1}"
-        specs.append(LayerSpec(name, net, src, units, "swish", gated, bn=bn, min_units=0))
+        specs.append(LayerSpec(name, net, src, int(widths[k]), "swish", gated, bn=bn, min_units=0))
         src = src + (name,)
     return specs, src
 
@@ -100,15 +104,17 @@ def densenet_block(net, prefix, inputs, n_layers, units, gated=True, bn=True):
 def agent_wiring(obs_dim, act_dim, hidden=(256, 256), ofenet=None, gated=True):
     """The whole agent: optional OFENet, actor and twin critics (docs/METHOD.md §2, §3).
 
-    ofenet: None (plain SAC) or dict(n_layers=L, units=u, target_dim=T, gated=bool).
+    ofenet: None (plain SAC) or dict(n_layers=L, units=u, target_dim=T[, widths=2L per-layer widths
+            (state block then action block), gated=bool]).
     Returns a Wiring whose free inputs are 'obs' (O) and 'act' (A).
     """
     specs = []
     z_o, z_oa = ("obs",), ("obs", "act")
     if ofenet is not None:
-        og = ofenet.get("gated", gated)
-        state, z_o = densenet_block("ofenet", "s", ("obs",), ofenet["n_layers"], ofenet["units"], og)
-        action, z_oa = densenet_block("ofenet", "a", z_o + ("act",), ofenet["n_layers"], ofenet["units"], og)
+        og, L = ofenet.get("gated", gated), ofenet["n_layers"]
+        widths = ofenet.get("widths") or [ofenet["units"]] * (2 * L)
+        state, z_o = densenet_block("ofenet", "s", ("obs",), L, widths[:L], og)
+        action, z_oa = densenet_block("ofenet", "a", z_o + ("act",), L, widths[L:], og)
         specs += state + action
         # Eq. (7): linear prediction head ô = z_oa P + p
         specs.append(LayerSpec("ofenet/head", "ofenet", z_oa, ofenet["target_dim"], "linear", False))

@@ -39,6 +39,9 @@ def gated_gradients(specs, params, inputs, theta, loss_fn, rng, baseline="pair",
     With 'loo' and BN the batch statistics couple examples: b_i depends on ξ_i at O(1/B) (docs/METHOD.md).
     """
     gated = [s for s in specs if s.gated]
+    if not gated:                       # ungated network: plain backprop, one pass
+        ell, grads, cache = _one_pass(specs, params, inputs, {}, loss_fn, stats, bn_train, eps_bn)
+        return float(np.mean(ell)), grads, {}, [cache]
     theta_t = {s.name: G.theta_tilde(theta[s.name], eps_xi) for s in gated}
     batch = next(iter(inputs.values())).shape[0]
     xi1 = sample_gates(specs, theta, rng, batch, eps_xi)

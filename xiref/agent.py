@@ -1,0 +1,200 @@
+"""The agent: SAC (+ OFENet) (+ XiNet gates) state and its updates (docs/METHOD.md §2, §3, §7, §8).
+
+All state lives in plain containers on an `Agent` (params, BN stats, θ, θ-momenta, target critics, Adam
+moments per network, log α); the losses are the top-level functions of xiref/sac.py and xiref/ofenet.py.
+Rule of Eq. (3): sampled gates only inside a network's own loss (xinet.gated_gradients); features,
+acting, targets, the actor's critics and the α loss use expected gates θ.
+"""
+import copy
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import network as N
+from . import ofenet as OF
+from . import sac
+from . import wiring as W
+from . import xinet
+from .adam import adam_init, adam_step
+from .prune import keep_last_units, prune_zero_units, theta_step
+
+NETS = ("ofenet", "actor", "critic1", "critic2")
+
+
+@dataclass
+class AgentConfig:
+    """Networks, SAC, OFENet and XiNet hyperparameters (defaults: docs/METHOD.md §2, §3, §7)."""
+    hidden: tuple = (256, 256)      # actor/critic hidden widths (SAC default 256×256)
+    gamma: float = 0.99             # discount γ (Eq. 10)
+    tau: float = 0.005              # Polyak rate τ (Eq. 14)
+    lr_actor: float = 3e-4          # Adam lr of the actor
+    lr_critic: float = 3e-4         # Adam lr of both critics
+    lr_alpha: float = 3e-4          # Adam lr of log α
+    lr_ofenet: float = 3e-4         # Adam lr of OFENet
+    init_alpha: float = 1.0         # initial entropy temperature α (CleanRL starts at log α = 0)
+    ofenet: bool = False            # put an OFENet in front of actor and critics
+    ofe_layers: int = 6             # L, layers per DenseNet block
+    ofe_units: int = 40             # u, units per DenseNet layer
+    ofe_widths: tuple = ()          # per-layer widths (2L, state then action block); overrides ofe_units
+    target_dim: int = 0             # T, predicted part of o′ (0: whole observation)
+    gated: bool = False             # XiNet: Bernoulli gates on OFENet, actor and critic units
+    beta: float = 1.0               # β_n for every network (Eq. 19)
+    beta_ofenet: float = -1.0       # β for OFENet alone (-1: use beta)
+    eta_theta: float = 0.05         # η_θ (Eq. 32)
+    mu_theta: float = 0.99          # μ_θ (Eq. 32)
+    eps_xi: float = 0.01            # ε_ξ sampling floor (Eq. 4)
+    baseline: str = "pair"          # score-function baseline (Eq. 23)
+    lam_w: float = 0.0              # λ_w slab-prior weight (Eq. 16); 0 as SAC/OFENet use no weight decay
+    loss_scale_rate: float = 0.01   # EMA rate of L̄_n (Eq. 19)
+    eps_bn: float = 1e-3            # BN ε (Keras, as OFENet)
+    bn_momentum: float = 0.99       # BN running-average momentum (Keras, as OFENet)
+
+
+class Agent:
+    def __init__(self, cfg, obs_dim, act_dim, log_scale, rng, dtype=np.float64):
+        self.cfg, self.obs_dim, self.act_dim = cfg, obs_dim, act_dim
+        self.log_scale = np.asarray(log_scale, dtype=dtype)          # (A,) log of env action scale
+        ofe = None
+        if cfg.ofenet:
+            ofe = dict(n_layers=cfg.ofe_layers, units=cfg.ofe_units, widths=tuple(cfg.ofe_widths) or None,
+                       target_dim=cfg.target_dim or obs_dim)
+        self.wiring = W.agent_wiring(obs_dim, act_dim, cfg.hidden, ofe, gated=cfg.gated)
+        self.params, self.stats = N.init_params(self.wiring.layers, self.wiring.free_widths, rng, dtype)
+        self.target = copy.deepcopy({k: v for k, v in self.params.items() if k.startswith("critic")})
+        self.theta = W.ones_theta(self.wiring, dtype)
+        self.m_theta = {k: np.zeros_like(v) for k, v in self.theta.items()}
+        self.opt = {net: adam_init({s.name: self.params[s.name] for s in self.wiring.net_layers(net)},
+                                   getattr(cfg, "lr_" + ("critic" if net.startswith("critic") else net)))
+                    for net in self.wiring.nets()}
+        self.log_alpha = {"alpha": {"log_alpha": np.array([np.log(cfg.init_alpha)], dtype=dtype)}}
+        self.opt_alpha = adam_init(self.log_alpha, cfg.lr_alpha)
+        self.loss_scale = {net: None for net in self.wiring.nets()}
+        self.cost_initial = float(W.cost(self.wiring, W.ones_theta(self.wiring)))
+        self.dtype = dtype
+
+    # ------------------------------------------------------------------ helpers
+    @property
+    def alpha(self):
+        return float(np.exp(self.log_alpha["alpha"]["log_alpha"][0]))
+
+    def specs(self, net):
+        return self.wiring.net_layers(net)
+
+    def gates(self, *nets):
+        """Expected gates θ for the gated layers of `nets` (Eq. 3)."""
+        return {s.name: self.theta[s.name] for n in nets for s in self.specs(n) if s.gated}
+
+    def features(self, obs, act=None):
+        """Sources for the consumers: raw inputs, plus OFENet features when there is an OFENet."""
+        if not self.cfg.ofenet:
+            return {"obs": obs} if act is None else {"obs": obs, "act": act}
+        return OF.features(self.wiring, self.params, self.stats, self.theta, obs, act, self.cfg.eps_bn)
+
+    def policy(self, feats, eps):
+        """Actor with expected gates: (a, log_pi) for noise eps (B, A)."""
+        acts, _ = N.forward(self.specs("actor"), self.params, feats, self.gates("actor"))
+        a, log_pi, _ = sac.tanh_gaussian(acts["actor/out"], eps, self.log_scale)
+        return a, log_pi
+
+    def act(self, obs, rng, deterministic=False):
+        """Action in [−1, 1]^A for observations (B, O): tanh(μ) if deterministic (§8)."""
+        feats = self.features(obs.astype(self.dtype))
+        if deterministic:
+            acts, _ = N.forward(self.specs("actor"), self.params, feats, self.gates("actor"))
+            return np.tanh(acts["actor/out"][:, :self.act_dim])
+        return self.policy(feats, rng.standard_normal((obs.shape[0], self.act_dim)).astype(self.dtype))[0]
+
+    def q_values(self, params, feats, act):
+        """(Q1, Q2) (B,) of critics with `params` (online or target), expected gates, at action act."""
+        specs = OF.action_layers(self.wiring) if self.cfg.ofenet else ()
+        specs += self.specs("critic1") + self.specs("critic2")
+        inputs = {k: v for k, v in feats.items() if not k.startswith("ofenet/a")}
+        inputs["act"] = act
+        allp = {**self.params, **params}
+        acts, cache = N.forward(specs, allp, inputs, self.gates("ofenet", "critic1", "critic2"), self.stats,
+                                bn_train=False, eps_bn=self.cfg.eps_bn)
+        return acts["critic1/out"][:, 0], acts["critic2/out"][:, 0], (specs, allp, cache)
+
+    # ------------------------------------------------------------------ one network's step
+    def _step_net(self, net, mean_loss, grads, g_theta, update_theta):
+        """Regulariser (Eq. 16–20), Adam on W (Eq. 31), projected θ-step (Eq. 32)."""
+        cfg = self.cfg
+        self.loss_scale[net] = xinet.update_loss_scale(self.loss_scale[net], mean_loss, cfg.loss_scale_rate)
+        if cfg.gated:
+            beta = cfg.beta_ofenet if (net == "ofenet" and cfg.beta_ofenet >= 0) else cfg.beta
+            kappa = xinet.price(beta, self.loss_scale[net], self.cost_initial)
+            grads, g_theta = xinet.add_regulariser(self.wiring, net, self.theta, self.params, grads, g_theta,
+                                                   kappa, cfg.lam_w)
+        adam_step(self.params, grads, self.opt[net])
+        if cfg.gated and update_theta:
+            scale = max(self.loss_scale[net], 1e-12)
+            for spec in self.specs(net):
+                if spec.gated:
+                    new, self.m_theta[spec.name] = theta_step(self.theta[spec.name], self.m_theta[spec.name],
+                                                              g_theta[spec.name], scale, cfg.eta_theta, cfg.mu_theta)
+                    self.theta[spec.name] = keep_last_units(new, self.theta[spec.name], spec.min_units, cfg.eps_xi)
+
+    def prune(self):
+        """Remove every unit at θ = 0 from all containers (§7). Returns {layer: removed}."""
+        layer_containers = [self.params, self.stats, self.target]
+        layer_containers += [o.m for o in self.opt.values()] + [o.v for o in self.opt.values()]
+        return prune_zero_units(self.wiring, self.theta, layer_containers, [self.m_theta])
+
+    # ------------------------------------------------------------------ OFENet, Eq. (8)
+    def update_ofenet(self, batch, rng, update_theta=False):
+        obs, act, _, obs_next, _ = batch
+        specs = self.specs("ofenet")
+        mean_loss, grads, g_theta, caches = xinet.gated_gradients(
+            specs, self.params, {"obs": obs, "act": act}, self.theta, OF.aux_loss_fn(obs_next), rng,
+            self.cfg.baseline, self.cfg.eps_xi, self.stats, bn_train=True, eps_bn=self.cfg.eps_bn)
+        # running BN statistics follow the first mask draw's batch statistics (one EMA step per update)
+        N.update_running_stats(specs, self.stats, caches[0], self.cfg.bn_momentum)
+        self._step_net("ofenet", mean_loss, grads, g_theta, update_theta)
+        return {"aux_loss": mean_loss}
+
+    # ------------------------------------------------------------------ SAC, Eq. (10)–(14)
+    def update_sac(self, batch, rng, update_theta=False):
+        cfg = self.cfg
+        obs, act, rew, obs_next, done = batch
+        B = obs.shape[0]
+        # y_i with target critics and the current actor at s′, expected gates      Eq. (10)
+        f_next = self.features(obs_next)
+        a_next, log_pi_next = self.policy(f_next, rng.standard_normal((B, self.act_dim)).astype(self.dtype))
+        q1_t, q2_t, _ = self.q_values(self.target, f_next, a_next)
+        y = sac.td_target(rew, done, q1_t, q2_t, log_pi_next, self.alpha, cfg.gamma)
+
+        feats = self.features(obs, act)                                # z_o, z_oa (inference mode)
+        out = {}
+        for k in ("critic1", "critic2"):                               # Eq. (11)
+            def loss_fn(acts, k=k):
+                ell, dq = sac.critic_loss(acts[k + "/out"][:, 0], y)
+                return ell, {k + "/out": dq[:, None]}
+            mean_loss, grads, g_theta, _ = xinet.gated_gradients(self.specs(k), self.params, feats, self.theta,
+                                                                  loss_fn, rng, cfg.baseline, cfg.eps_xi)
+            self._step_net(k, mean_loss, grads, g_theta, update_theta)
+            out[k + "_loss"] = mean_loss
+
+        f_actor = {k: v for k, v in feats.items() if k != "act" and not k.startswith("ofenet/a")}
+        eps = rng.standard_normal((B, self.act_dim)).astype(self.dtype)
+
+        def actor_loss_fn(acts):                                       # Eq. (12)
+            a, log_pi, cache = sac.tanh_gaussian(acts["actor/out"], eps, self.log_scale)
+            q1, q2, (specs, allp, qcache) = self.q_values({}, f_actor, a)
+            ell, d_lp, d_q1, d_q2 = sac.actor_loss(log_pi, q1, q2, self.alpha)
+            _, d_in, _ = N.backward(specs, allp, self.gates("ofenet", "critic1", "critic2"), qcache,
+                                    {"critic1/out": d_q1[:, None], "critic2/out": d_q2[:, None]})
+            return ell, {"actor/out": sac.tanh_gaussian_backward(d_in["act"], d_lp, cache)}
+        mean_loss, grads, g_theta, _ = xinet.gated_gradients(self.specs("actor"), self.params, f_actor, self.theta,
+                                                              actor_loss_fn, rng, cfg.baseline, cfg.eps_xi)
+        self._step_net("actor", mean_loss, grads, g_theta, update_theta)
+        out["actor_loss"] = mean_loss
+
+        # α with the expected-gate policy at s_i (the α loss is not the actor's own loss)     Eq. (13)
+        _, log_pi = self.policy(f_actor, rng.standard_normal((B, self.act_dim)).astype(self.dtype))
+        la = self.log_alpha["alpha"]["log_alpha"]
+        out["alpha_loss"], g = sac.alpha_loss(float(la[0]), log_pi, -float(self.act_dim))
+        adam_step(self.log_alpha, {"alpha": {"log_alpha": np.array([g], dtype=self.dtype)}}, self.opt_alpha)
+        out["alpha"] = self.alpha
+        out["entropy"] = -float(np.mean(log_pi))
+        sac.polyak(self.target, self.params, cfg.tau)                   # Eq. (14)
+        return out

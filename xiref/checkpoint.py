@@ -1,0 +1,87 @@
+"""Atomic, self-checking checkpoints: one .npz of arrays plus a JSON header (docs/METHOD.md §8).
+
+Nested dicts of arrays are flattened to 'a/b/c' keys; nothing is pickled (allow_pickle=False on load).
+A SHA-256 of every array is stored in the header, so truncation or corruption is detected on load.
+"""
+import hashlib
+import json
+import os
+import zipfile
+
+import numpy as np
+
+from .envs import UserError
+
+
+def flatten(tree, prefix=""):
+    """{'a': {'b': x}} -> {'a/b': x} ('/' never occurs in our keys except as separator)."""
+    out = {}
+    for k, v in tree.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(flatten(v, key + "/"))
+        else:
+            out[key] = np.asarray(v)
+    return out
+
+
+def unflatten(flat, prefix):
+    """Inverse of flatten for the keys under prefix ('params/' …)."""
+    tree = {}
+    for key, v in flat.items():
+        if not key.startswith(prefix):
+            continue
+        parts = key[len(prefix):].split("/")
+        node = tree
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+        node[parts[-1]] = v
+    return tree
+
+
+def _digest(arrays):
+    h = hashlib.sha256()
+    for k in sorted(arrays):
+        a = np.ascontiguousarray(arrays[k])
+        h.update(k.encode())
+        h.update(str(a.dtype).encode() + str(a.shape).encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def atomic_write_bytes(path, write):
+    """Call write(file) on path + '.tmp', fsync, then rename over path."""
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        write(f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def atomic_write_text(path, text):
+    atomic_write_bytes(path, lambda f: f.write(text.encode()))
+
+
+def save(path, header, arrays):
+    """Write arrays + header atomically: a crash leaves the previous checkpoint intact."""
+    arrays = flatten(arrays)
+    header = dict(header, sha256=_digest(arrays))
+    arrays["__header__"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
+    atomic_write_bytes(path, lambda f: np.savez(f, **arrays))
+
+
+def load(path):
+    """Returns (header, flat arrays). Raises UserError naming the problem for a missing, truncated or
+    corrupt file."""
+    if not os.path.exists(path):
+        raise UserError(f"checkpoint not found: {path}")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+        header = json.loads(bytes(arrays.pop("__header__")).decode())
+    except (zipfile.BadZipFile, ValueError, KeyError, OSError, EOFError, UnicodeDecodeError) as exc:
+        raise UserError(f"checkpoint {path} is truncated or corrupt ({type(exc).__name__})") from None
+    if header.get("sha256") != _digest(arrays):
+        raise UserError(f"checkpoint {path} is corrupt (checksum mismatch)")
+    return header, arrays

@@ -1,0 +1,85 @@
+"""Command line: `python -m xiref {train,plot} …` (also the `xiref` console script).
+
+User errors end with one line `xiref: error: …` and exit status 2, never a traceback.
+"""
+import argparse
+import json
+import sys
+from dataclasses import fields
+
+from .envs import UserError
+
+
+
+def _add_config_args(parser, cls):
+    """One --flag per dataclass field (tuple fields take comma-separated ints)."""
+    for f in fields(cls):
+        flag = "--" + f.name.replace("_", "-")
+        default = f.default
+        if isinstance(default, bool):
+            parser.add_argument(flag, type=_parse_bool, default=default, metavar="{0,1}")
+        elif isinstance(default, tuple):
+            parser.add_argument(flag, type=_parse_ints, default=default, metavar="N,N,…")
+        else:
+            parser.add_argument(flag, type=type(default), default=default)
+
+
+def _parse_bool(s):
+    if s.lower() in ("1", "true", "yes"):
+        return True
+    if s.lower() in ("0", "false", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected 0 or 1, got {s!r}")
+
+
+def _parse_ints(s):
+    try:
+        return tuple(int(x) for x in s.split(",") if x.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {s!r}") from None
+
+
+def build_parser():
+    from .train import TrainConfig
+    ap = argparse.ArgumentParser(prog="xiref", description="XiNet reference implementation (NumPy)")
+    sub = ap.add_subparsers(dest="command", required=True)
+    tr = sub.add_parser("train", help="train sac | ofe | xinet | ofe-small on a gymnasium MuJoCo task")
+    _add_config_args(tr, TrainConfig)
+    tr.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    tr.add_argument("--overwrite", action="store_true", help="replace the run in --out")
+    tr.add_argument("--quiet", action="store_true", help="print only the final JSON line")
+    pl = sub.add_parser("plot", help="learning curves (mean ± std over runs) to PNG")
+    pl.add_argument("runs", nargs="+", help="run directories (grouped by method)")
+    pl.add_argument("--out", default="", help="output PNG (default: <first run>/curves.png)")
+    return ap
+
+
+def cmd_train(args):
+    from .train import TrainConfig, train
+    cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
+    echo = (lambda *_: None) if args.quiet else (lambda s: print(s, flush=True))
+    summary = train(cfg, resume=args.resume, overwrite=args.overwrite, echo=echo)
+    keys = ("env", "method", "steps", "seed", "eval_return", "final_return", "params", "params_initial",
+            "ofenet_params", "ofenet_params_initial", "macs", "macs_initial", "alive_units", "seconds",
+            "steps_per_second")
+    print(json.dumps({k: summary[k] for k in keys}))
+
+
+def cmd_plot(args):
+    from .plot import plot_runs
+    for path in plot_runs(args.runs, args.out):
+        print(f"wrote {path}")
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        {"train": cmd_train, "plot": cmd_plot}[args.command](args)
+    except UserError as exc:
+        print(f"xiref: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("xiref: interrupted; the last checkpoint is kept", file=sys.stderr)
+        return 130
+    return 0

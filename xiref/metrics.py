@@ -1,0 +1,54 @@
+"""What a run reports (docs/METHOD.md §9): sizes, costs, θ histograms and the progress row."""
+import numpy as np
+
+from . import wiring as W
+
+
+def sizes(agent):
+    """Real and expected sizes of the agent now: params, OFENet params, C(θ), multiply-adds (Eq. 28, 30)."""
+    wr, theta = agent.wiring, agent.theta
+    current = {k: np.ones(len(v)) for k, v in theta.items()}
+    ofe = ("ofenet",) if agent.cfg.ofenet else ()
+    return {"params": W.param_count(agent.params),
+            "ofenet_params": W.param_count(agent.params, ofe, wr) if ofe else 0,
+            "cost": float(W.cost(wr, theta)),
+            "macs": W.macs(wr, current), "macs_expected": W.macs(wr, theta),
+            "ofenet_macs": W.macs(wr, current, ofe) if ofe else 0.0}
+
+
+def alive_units(agent):
+    """Current width of every hidden layer (gated or not), in wiring order."""
+    return {s.name: int(agent.params[s.name]["b"].shape[0]) for s in agent.wiring.layers if not s.name.endswith("out")
+            and s.name != "ofenet/head"}
+
+
+def theta_histogram(agent, net):
+    """(# at 0, # in (0,1), # at 1) over the θ of `net`; units already removed count as at 0."""
+    specs = [s for s in agent.wiring.net_layers(net) if s.gated]
+    if not specs:
+        return 0, 0, 0
+    th = np.concatenate([agent.theta[s.name] for s in specs])
+    removed = sum(s.n_out for s in specs) - th.size
+    return int(removed + np.sum(th == 0)), int(np.sum((th > 0) & (th < 1))), int(np.sum(th == 1))
+
+
+def _fmt(x):
+    return "" if x is None else (f"{x:.6g}" if isinstance(x, float) else x)
+
+
+def progress_row(run):
+    """One progress.csv row: deterministic quantities only (no wall clock)."""
+    agent, m = run.agent, run.last_metrics
+    recent = run.recent_returns[-10:]
+    row = {"step": run.step, "episodes": run.episode,
+           "train_return": _fmt(float(np.mean(recent))) if recent else "",
+           "eval_return": _fmt(run.evals[-1][1]) if run.evals else ""}
+    for k in ("aux_loss", "critic1_loss", "critic2_loss", "actor_loss", "alpha", "entropy"):
+        row[k] = _fmt(m.get(k))
+    row.update({k: _fmt(v) for k, v in sizes(agent).items()})
+    if agent.cfg.gated:
+        for net in agent.wiring.nets():
+            z, mid, one = theta_histogram(agent, net)
+            row.update({f"{net}_theta0": z, f"{net}_theta_mid": mid, f"{net}_theta1": one})
+    row.update({f"alive:{k}": v for k, v in alive_units(agent).items()})
+    return row
