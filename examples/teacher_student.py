@@ -37,7 +37,7 @@ class Config:
     steps: int = 20000           # training steps (fresh batch each step)
     batch: int = 64              # examples per step
     lr: float = 3e-3             # Adam learning rate for W
-    beta: float = 1.0            # β, the one regularisation knob (Eq. 19)
+    beta: float = 30.0           # β, the one regularisation knob (Eq. 19); measured in docs/METHOD.md
     eta_theta: float = 0.05      # η_θ (Eq. 32)
     mu_theta: float = 0.99       # μ_θ momentum of the θ-gradient average (Eq. 32)
     eps_xi: float = 0.01         # sampling floor ε_ξ (Eq. 4)
@@ -48,13 +48,21 @@ class Config:
 
 
 def make_teacher(cfg, rng):
-    """Teacher weights: x (B, d) -> ReLU(x A + a) c; output scaled to unit variance."""
-    A = rng.normal(size=(cfg.in_dim, cfg.teacher_units)) / np.sqrt(cfg.in_dim)
-    a = rng.normal(size=cfg.teacher_units) * 0.5
-    c = rng.normal(size=cfg.teacher_units)
+    """Teacher x (B, d) -> ReLU(x A) c, scaled to unit output variance.
+
+    An identifiable teacher: A has orthonormal columns (k <= d) and c = ±1, so every one of the k units
+    carries the same share of the signal and none can be imitated by the others — "the true width" is
+    then unambiguous. (With Gaussian A and c some teacher units contribute so little variance that
+    dropping them is the cost-optimal answer, and the experiment would no longer test width recovery.)
+    """
+    if cfg.teacher_units > cfg.in_dim:
+        sys.exit(f"error: --teacher-units {cfg.teacher_units} must be <= --in-dim {cfg.in_dim}")
+    q, _ = np.linalg.qr(rng.normal(size=(cfg.in_dim, cfg.in_dim)))
+    A = q[:, :cfg.teacher_units]                                    # (d, k) orthonormal columns
+    c = rng.choice([-1.0, 1.0], size=cfg.teacher_units)            # (k,)
     x = rng.normal(size=(20000, cfg.in_dim))
-    scale = 1.0 / np.std(np.maximum(x @ A + a, 0.0) @ c)
-    return lambda x: (np.maximum(x @ A + a, 0.0) @ c)[:, None] * scale
+    scale = 1.0 / np.std(np.maximum(x @ A, 0.0) @ c)
+    return lambda x: (np.maximum(x @ A, 0.0) @ c)[:, None] * scale
 
 
 def draw(teacher, cfg, rng, n):

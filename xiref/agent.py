@@ -182,7 +182,8 @@ class Agent:
             q1, q2, (specs, allp, qcache) = self.q_values({}, f_actor, a)
             ell, d_lp, d_q1, d_q2 = sac.actor_loss(log_pi, q1, q2, self.alpha)
             _, d_in, _ = N.backward(specs, allp, self.gates("ofenet", "critic1", "critic2"), qcache,
-                                    {"critic1/out": d_q1[:, None], "critic2/out": d_q2[:, None]})
+                                    {"critic1/out": d_q1[:, None], "critic2/out": d_q2[:, None]},
+                                    param_grads=False)
             return ell, {"actor/out": sac.tanh_gaussian_backward(d_in["act"], d_lp, cache)}
         mean_loss, grads, g_theta, _ = xinet.gated_gradients(self.specs("actor"), self.params, f_actor, self.theta,
                                                               actor_loss_fn, rng, cfg.baseline, cfg.eps_xi)

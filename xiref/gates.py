@@ -107,8 +107,14 @@ def flattening_lemma(theta, gamma):
     """
     em1 = np.expm1(gamma)
     pi_star = theta / (1.0 + em1 * (1.0 - theta))
-    log_Z = np.log(gamma / em1)
-    return gamma * theta + log_Z, pi_star
+    return gamma * theta + _log_Z(gamma), pi_star
+
+
+def _log_Z(gamma):
+    """log Z(γ) = log(γ / (e^γ − 1)), with its limit 0 at γ = 0 (flat hyper-prior)."""
+    em1 = np.expm1(gamma)
+    safe = np.where(gamma == 0, 1.0, gamma)
+    return np.where(gamma == 0, 0.0, np.log(safe / np.where(gamma == 0, 1.0, em1)))
 
 
 def kl_bernoulli(theta, pi):
@@ -120,5 +126,4 @@ def kl_bernoulli(theta, pi):
 
 def log_hyperprior(pi, gamma):
     """log p(π) for p(π) = 1/(Z(γ)(1 + (e^γ − 1)π)) normalised on [0, 1]."""
-    em1 = np.expm1(gamma)
-    return -np.log(gamma / em1) - np.log1p(em1 * pi)
+    return -_log_Z(gamma) - np.log1p(np.expm1(gamma) * pi)

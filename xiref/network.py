@@ -75,10 +75,12 @@ def forward(specs, params, inputs, gates, stats=None, bn_train=False, eps_bn=1e-
     return acts, cache
 
 
-def backward(specs, params, gates, cache, d_acts, bn_train=False):
+def backward(specs, params, gates, cache, d_acts, bn_train=False, param_grads=True):
     """Hand-written reverse pass of `forward`.
 
     d_acts: dict source -> dL/d(acts[source]) (B, w) for the outputs the loss reads (any layer's or input's).
+    param_grads=False skips dW, db (and BN's ds, dc): for chaining through frozen networks (the actor loss
+    through the critics) only input gradients are needed.
     Returns (grads, d_inputs, d_gates):
       grads[layer]   = {'W', 'b'[, 's', 'c']}
       d_inputs[src]  = dL/d input (B, w) for the sources that are not produced by `specs`
@@ -104,8 +106,11 @@ def backward(specs, params, gates, cache, d_acts, bn_train=False):
             du, g["s"], g["c"] = bwd(dv, p["s"], c["xhat"], c["inv_std"])
         else:
             du = dv
-        dh, g["W"], g["b"] = L.dense_backward(du, c["h"], p["W"])
-        grads[spec.name] = g
+        if param_grads:
+            dh, g["W"], g["b"] = L.dense_backward(du, c["h"], p["W"])
+            grads[spec.name] = g
+        else:
+            dh = du @ p["W"].T
         pieces = [dh] if len(spec.inputs) == 1 else L.concat_backward(dh, c["widths"])
         for src, piece in zip(spec.inputs, pieces):
             d[src] = piece if src not in d else d[src] + piece
