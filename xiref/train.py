@@ -303,6 +303,12 @@ def train(cfg, resume=False, overwrite=False, echo=print):
     elapsed = time.time() - t0
     summary = run.summary(elapsed, (run.step - s0) / max(elapsed, 1e-9))
     ckpt.atomic_write_text(os.path.join(cfg.out, "summary.json"), json.dumps(summary, indent=1))
+    try:
+        from .plot import plot_runs
+        for path in plot_runs([cfg.out], os.path.join(cfg.out, "curves.png")):
+            echo(f"wrote {path}")
+    except Exception as exc:  # a plot failure must not lose a finished run
+        echo(f"plot skipped: {exc}")
     return summary
 
 
