@@ -193,7 +193,8 @@ class Agent:
         # α with the expected-gate policy at s_i (the α loss is not the actor's own loss)     Eq. (13)
         _, log_pi = self.policy(f_actor, rng.standard_normal((B, self.act_dim)).astype(self.dtype))
         la = self.log_alpha["alpha"]["log_alpha"]
-        out["alpha_loss"], g = sac.alpha_loss(float(la[0]), log_pi, -float(self.act_dim))
+        alpha_loss, g = sac.alpha_loss(float(la[0]), log_pi, -float(self.act_dim))
+        out["alpha_loss"] = float(alpha_loss)
         adam_step(self.log_alpha, {"alpha": {"log_alpha": np.array([g], dtype=self.dtype)}}, self.opt_alpha)
         out["alpha"] = self.alpha
         out["entropy"] = -float(np.mean(log_pi))

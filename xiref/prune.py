@@ -13,8 +13,8 @@ def theta_step(theta, m_theta, g, loss_scale, eta, mu):
 
     Returns new (theta, m_theta); L̄ (loss_scale) makes η_θ dimensionless.
     """
-    m_new = mu * m_theta + (1.0 - mu) * (g / loss_scale)
-    return np.clip(theta - eta * m_new, 0.0, 1.0), m_new
+    m_new = (mu * m_theta + (1.0 - mu) * (g / loss_scale)).astype(theta.dtype, copy=False)
+    return np.clip(theta - eta * m_new, 0.0, 1.0).astype(theta.dtype, copy=False), m_new
 
 
 def keep_last_units(theta_new, theta_old, min_units, floor):
