@@ -28,9 +28,12 @@ class ReplayBuffer:
         """Arrays and counters for a checkpoint (only the filled part is stored)."""
         n = self.size
         return {"obs": self.obs[:n], "act": self.act[:n], "rew": self.rew[:n], "obs_next": self.obs_next[:n],
-                "done": self.done[:n], "pos": np.array(self.pos), "size": np.array(n)}
+                "done": self.done[:n], "pos": np.array(self.pos), "size": np.array(n),
+                "capacity": np.array(self.capacity)}
 
     def load(self, st):
+        if int(st["capacity"]) != self.capacity:
+            raise ValueError(f"buffer state of capacity {int(st['capacity'])} cannot load into capacity {self.capacity}")
         n = int(st["size"])
         for k in ("obs", "act", "rew", "obs_next", "done"):
             getattr(self, k)[:n] = st[k]

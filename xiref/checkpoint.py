@@ -1,37 +1,40 @@
 """Atomic, self-checking checkpoints: one .npz of arrays plus a JSON header (docs/METHOD.md §8).
 
-Nested dicts of arrays are flattened to 'a/b/c' keys; nothing is pickled (allow_pickle=False on load).
+Nested dicts of arrays are flattened to 'a|b|c' keys ('|' never occurs in layer names, which contain '/');
+nothing is pickled (allow_pickle=False on load).
 A SHA-256 of every array is stored in the header, so truncation or corruption is detected on load.
 """
 import hashlib
 import json
 import os
-import zipfile
 
 import numpy as np
 
 from .envs import UserError
 
 
+SEP = "|"
+
+
 def flatten(tree, prefix=""):
-    """{'a': {'b': x}} -> {'a/b': x} ('/' never occurs in our keys except as separator)."""
+    """{'a': {'b/c': x}} -> {'a|b/c': x}."""
     out = {}
     for k, v in tree.items():
         key = f"{prefix}{k}"
         if isinstance(v, dict):
-            out.update(flatten(v, key + "/"))
+            out.update(flatten(v, key + SEP))
         else:
             out[key] = np.asarray(v)
     return out
 
 
 def unflatten(flat, prefix):
-    """Inverse of flatten for the keys under prefix ('params/' …)."""
+    """Inverse of flatten for the keys under prefix ('agent|' …)."""
     tree = {}
     for key, v in flat.items():
         if not key.startswith(prefix):
             continue
-        parts = key[len(prefix):].split("/")
+        parts = key[len(prefix):].split(SEP)
         node = tree
         for p in parts[:-1]:
             node = node.setdefault(p, {})
@@ -80,7 +83,7 @@ def load(path):
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
         header = json.loads(bytes(arrays.pop("__header__")).decode())
-    except (zipfile.BadZipFile, ValueError, KeyError, OSError, EOFError, UnicodeDecodeError) as exc:
+    except Exception as exc:  # zipfile, numpy and json raise many types for damaged files
         raise UserError(f"checkpoint {path} is truncated or corrupt ({type(exc).__name__})") from None
     if header.get("sha256") != _digest(arrays):
         raise UserError(f"checkpoint {path} is corrupt (checksum mismatch)")

@@ -23,6 +23,8 @@ from .metrics import alive_units, progress_row, sizes
 from .runstate import agent_arrays, load_agent_arrays
 
 METHODS = ("sac", "ofe", "xinet", "ofe-small")
+RESUMABLE_CHANGES = ("steps", "out")      # the only settings a resumed run may change
+RUN_FILES = ("checkpoint.npz", "checkpoint.npz.tmp", "progress.csv", "timing.csv", "summary.json", "curves.png")
 
 
 @dataclass
@@ -114,7 +116,7 @@ class Run:
             cfg.target_dim = OF.target_dim(cfg.env, self.obs_dim)
         self.rng = np.random.default_rng(cfg.seed)
         self.agent = Agent(cfg, self.obs_dim, self.act_dim, np.log(self.scale), self.rng, self.dtype)
-        self.buffer = ReplayBuffer(self.obs_dim, self.act_dim, min(cfg.buffer_size, cfg.steps), self.dtype)
+        self.buffer = ReplayBuffer(self.obs_dim, self.act_dim, cfg.buffer_size, self.dtype)
         self.step, self.episode, self.ep_return, self.ep_len = 0, 0, 0.0, 0
         self.obs = self._reset()
         self.recent_returns, self.evals, self.last_metrics = [], [], {}
@@ -159,7 +161,8 @@ class Run:
         """n episodes with tanh(μ) and expected gates on the separate eval env (§8)."""
         returns = []
         for k in range(self.cfg.eval_episodes):
-            obs, _ = self.eval_env.reset(seed=(self.cfg.seed * 7_919 + 100_000 + len(self.evals) * 1000 + k) % 2**31)
+            # seeded by (run seed, step, episode): an extra evaluation never shifts later ones
+            obs, _ = self.eval_env.reset(seed=(self.cfg.seed * 7_919 + 100_000 + self.step * 100 + k) % 2**31)
             done, total = False, 0.0
             while not done:
                 a = self.agent.act(np.asarray(obs, dtype=np.float64)[None], self.rng, deterministic=True)[0]
@@ -223,8 +226,12 @@ class Run:
     def restore(self):
         header, flat = ckpt.load(os.path.join(self.cfg.out, "checkpoint.npz"))
         saved = header["config"]
-        for key in ("env", "method", "seed", "hidden", "ofe_layers", "ofe_units", "dtype"):
-            mine = getattr(self.cfg, key)
+        mine_all = asdict(self.cfg)
+        first = ("env", "method", "seed", "dtype", "hidden", "ofe_layers", "ofe_units")   # reported first
+        for key in first + tuple(k for k in mine_all if k not in first):
+            mine = mine_all[key]
+            if key in RESUMABLE_CHANGES or key not in saved:
+                continue
             theirs = tuple(saved[key]) if isinstance(saved[key], list) else saved[key]
             if mine != theirs:
                 raise UserError(f"checkpoint mismatch: {key} is {theirs!r} in the checkpoint, {mine!r} requested")
@@ -232,14 +239,14 @@ class Run:
             raise UserError(f"checkpoint from xiref {header['xiref_version']}, this is {__version__}")
         if (header["obs_dim"], header["act_dim"]) != (self.obs_dim, self.act_dim):
             raise UserError("checkpoint mismatch: observation/action dimensions differ from the environment's")
-        load_agent_arrays(self.agent, ckpt.unflatten(flat, "agent/"), header["agent_scalars"])
-        self.buffer.load(ckpt.unflatten(flat, "buffer/"))
+        load_agent_arrays(self.agent, ckpt.unflatten(flat, "agent" + ckpt.SEP), header["agent_scalars"])
+        self.buffer.load(ckpt.unflatten(flat, "buffer" + ckpt.SEP))
         self.obs = flat["obs"]
         for k in ("step", "episode", "ep_return", "ep_len", "recent_returns", "evals", "last_metrics",
                   "params_initial"):
             setattr(self, k, header[k])
         self.env.reset(seed=(self.cfg.seed * 1_000_003 + self.episode) % 2**31)
-        set_env_state(self.env, ckpt.unflatten(flat, "env/"))
+        set_env_state(self.env, ckpt.unflatten(flat, "env" + ckpt.SEP))
         self.rng.bit_generator.state = header["rng"]
 
 
@@ -266,6 +273,10 @@ def train(cfg, resume=False, overwrite=False, echo=print):
         raise UserError(f"{cfg.out} already holds a run; pass --resume to continue it or --overwrite to replace it")
     run = Run(cfg)
     os.makedirs(cfg.out, exist_ok=True)
+    if overwrite and not resume:
+        for name in RUN_FILES:                 # the old run's files must not mix with the new one's
+            if os.path.exists(os.path.join(cfg.out, name)):
+                os.remove(os.path.join(cfg.out, name))
     progress_path, timing_path = os.path.join(cfg.out, "progress.csv"), os.path.join(cfg.out, "timing.csv")
     rows, timing = [], []
     if resume and os.path.exists(os.path.join(cfg.out, "checkpoint.npz")):
