@@ -40,6 +40,8 @@ class AgentConfig:
     gated: bool = False             # XiNet: Bernoulli gates on OFENet, actor and critic units
     beta: float = 1.0               # β_n for every network (Eq. 19)
     beta_ofenet: float = -1.0       # β for OFENet alone (-1: use beta)
+    beta_actor: float = -1.0        # β for the actor alone (-1: use beta)
+    beta_critic: float = -1.0       # β for each critic (-1: use beta)
     eta_theta: float = 0.05         # η_θ (Eq. 32)
     mu_theta: float = 0.99          # μ_θ (Eq. 32)
     eps_xi: float = 0.01            # ε_ξ sampling floor (Eq. 4)
@@ -121,7 +123,8 @@ class Agent:
         cfg = self.cfg
         self.loss_scale[net] = xinet.update_loss_scale(self.loss_scale[net], mean_loss, cfg.loss_scale_rate)
         if cfg.gated:
-            beta = cfg.beta_ofenet if (net == "ofenet" and cfg.beta_ofenet >= 0) else cfg.beta
+            own = {"ofenet": cfg.beta_ofenet, "actor": cfg.beta_actor}.get(net, cfg.beta_critic)
+            beta = own if own >= 0 else cfg.beta
             kappa = xinet.price(beta, self.loss_scale[net], self.cost_initial)
             grads, g_theta = xinet.add_regulariser(self.wiring, net, self.theta, self.params, grads, g_theta,
                                                    kappa, cfg.lam_w)

@@ -58,6 +58,8 @@ def validate(cfg):
         (cfg.buffer_size >= cfg.batch, f"--batch {cfg.batch} is larger than --buffer-size {cfg.buffer_size}"),
         (cfg.start_steps >= cfg.batch, f"--start-steps {cfg.start_steps} must be >= --batch {cfg.batch}"),
         (cfg.beta >= 0, f"--beta must be >= 0, got {cfg.beta}"),
+        (all(b == -1.0 or b >= 0 for b in (cfg.beta_ofenet, cfg.beta_actor, cfg.beta_critic)),
+         "--beta-ofenet, --beta-actor and --beta-critic must be >= 0 (or -1: use --beta)"),
         (0 < cfg.eps_xi < 0.5, f"--eps-xi must lie in (0, 0.5), got {cfg.eps_xi}"),
         (cfg.eta_theta > 0, f"--eta-theta must be positive, got {cfg.eta_theta}"),
         (0 <= cfg.mu_theta < 1, f"--mu-theta must lie in [0, 1), got {cfg.mu_theta}"),

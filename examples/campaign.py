@@ -1,0 +1,77 @@
+"""Run a grid of training runs, resumable piecewise across sessions.
+
+Each run is a directory examples/results/<env>/<method>/seed<k>/. A run with summary.json is skipped; a
+run with a checkpoint is resumed (`--resume`); anything else starts fresh. Runs go to worker processes,
+one BLAS thread each, so `--jobs 2` fills a 2-core laptop. `ofe-small` runs take their widths from the
+finished `xinet` run of the same env and seed (they wait until it exists).
+
+    python examples/campaign.py --envs Hopper-v5 --methods sac,ofe --seeds 0,1,2 --steps 100000 --jobs 2
+
+Extra flags after `--` go to every `xiref train` call (e.g. `-- --eval-episodes 10`).
+Expected runtime: Hopper-v5, float32, 100k steps: sac ≈ 20 min, ofe ≈ 45 min per run on one core.
+"""
+import argparse
+import os
+import subprocess
+import sys
+import time
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+
+
+def run_dir(env, method, seed):
+    return os.path.join(ROOT, env, method, f"seed{seed}")
+
+
+def command(env, method, seed, steps, dtype, extra):
+    out = run_dir(env, method, seed)
+    cmd = [sys.executable, "-m", "xiref", "train", "--env", env, "--method", method, "--seed", str(seed),
+           "--steps", str(steps), "--dtype", dtype, "--out", out, "--quiet"] + list(extra)
+    if method == "ofe-small":
+        cmd += ["--widths-from", run_dir(env, "xinet", seed)]
+    if os.path.exists(os.path.join(out, "checkpoint.npz")):
+        cmd.append("--resume")
+    elif os.path.exists(os.path.join(out, "config.json")):
+        cmd.append("--overwrite")          # started but never checkpointed: nothing to keep
+    return cmd
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--envs", default="Hopper-v5")
+    ap.add_argument("--methods", default="sac,ofe,xinet,ofe-small")
+    ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--steps", type=int, default=100_000)
+    ap.add_argument("--dtype", default="float32")
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("extra", nargs="*", help="flags passed to every run (after --)")
+    args = ap.parse_args(argv)
+    if args.jobs < 1 or args.steps < 1:
+        sys.exit("campaign: error: --jobs and --steps must be positive")
+    todo = [(e, m, int(s)) for e in args.envs.split(",") for m in args.methods.split(",")
+            for s in args.seeds.split(",")]
+    todo = [t for t in todo if not os.path.exists(os.path.join(run_dir(*t), "summary.json"))]
+    running = {}
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    while todo or running:
+        for key, proc in list(running.items()):
+            if proc.poll() is not None:
+                print(f"{time.strftime('%H:%M:%S')} finished {key} (exit {proc.returncode})", flush=True)
+                del running[key]
+        ready = [t for t in todo if t[1] != "ofe-small"
+                 or os.path.exists(os.path.join(run_dir(t[0], "xinet", t[2]), "summary.json"))]
+        while ready and len(running) < args.jobs:
+            t = ready.pop(0)
+            todo.remove(t)
+            os.makedirs(run_dir(*t), exist_ok=True)
+            log = open(os.path.join(run_dir(*t), "stdout.log"), "a")
+            cmd = command(*t, args.steps, args.dtype, args.extra)
+            print(f"{time.strftime('%H:%M:%S')} start {t}: {' '.join(cmd[1:])}", flush=True)
+            running[t] = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+        if not ready and todo and not running:
+            sys.exit(f"campaign: error: cannot start {todo}: their xinet runs are missing")
+        time.sleep(5)
+
+
+if __name__ == "__main__":
+    main()
