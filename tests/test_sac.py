@@ -13,8 +13,8 @@ forward of the same quantity, in float64:
   - critics (Eq. 11) with their own masks, reading inference-mode OFENet features z_oa;
   - OFENet (Eq. 8) with training-mode BN and sampled masks, gradient w.r.t. every OFENet parameter.
   The references recompute everything from the raw batch with network.forward and sac.tanh_gaussian, not
-  with Agent.features / Agent.q_values. The hand side is the body of Agent.update_sac's closures
-  (copied here), xinet.gated_gradients with a replayed mask draw, and — through a spy on
+  with Agent.features / Agent.q_values. The hand side is agent.actor_loss_fn / agent.critic_loss_fn
+  (imported), xinet.gated_gradients with a replayed mask draw, and — through a spy on
   xinet.gated_gradients — the very closures Agent.update_sac / update_ofenet build.
 * A negative control (log σ gradient without its −1 term) must fail the checker.
 * Smoke: update_ofenet / update_sac for the sac, ofe and xinet configurations in float64 and float32.
@@ -31,7 +31,7 @@ from xiref import network as N
 from xiref import ofenet as OF
 from xiref import sac
 from xiref import xinet
-from xiref.agent import Agent, AgentConfig
+from xiref.agent import Agent, AgentConfig, actor_loss_fn, critic_loss_fn
 
 B = 8                     # even: the critic-2 shift below splits the batch exactly between the critics
 OBS, ACT, T = 5, 2, 4
@@ -362,24 +362,13 @@ def net_params(agent, net):
 
 # ---------------------------------------------------------------- the hand-written side
 def actor_loss_closure(agent, f_actor, eps):
-    """The body of Agent.update_sac's actor_loss_fn (xiref/agent.py), copied."""
-    def actor_loss_fn(acts):
-        a, log_pi, cache = sac.tanh_gaussian(acts["actor/out"], eps, agent.log_scale)
-        q1, q2, (specs, allp, qcache) = agent.q_values({}, f_actor, a)
-        ell, d_lp, d_q1, d_q2 = sac.actor_loss(log_pi, q1, q2, agent.alpha)
-        _, d_in, _ = N.backward(specs, allp, agent.gates("ofenet", "critic1", "critic2"), qcache,
-                                {"critic1/out": d_q1[:, None], "critic2/out": d_q2[:, None]},
-                                param_grads=False)
-        return ell, {"actor/out": sac.tanh_gaussian_backward(d_in["act"], d_lp, cache)}
-    return actor_loss_fn
+    """The actor's own loss_fn exactly as Agent.update_sac builds it."""
+    return actor_loss_fn(agent, f_actor, eps)
 
 
 def critic_loss_closure(k, y):
-    """The body of Agent.update_sac's critic loss_fn, copied."""
-    def loss_fn(acts):
-        ell, dq = sac.critic_loss(acts[k + "/out"][:, 0], y)
-        return ell, {k + "/out": dq[:, None]}
-    return loss_fn
+    """Critic k's own loss_fn exactly as Agent.update_sac builds it."""
+    return critic_loss_fn(k, y)
 
 
 def hand_gradients(specs, params, inputs, xi, loss_fn, stats=None, bn_train=False):

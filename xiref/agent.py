@@ -169,27 +169,17 @@ class Agent:
         feats = self.features(obs, act)                                # z_o, z_oa (inference mode)
         out = {}
         for k in ("critic1", "critic2"):                               # Eq. (11)
-            def loss_fn(acts, k=k):
-                ell, dq = sac.critic_loss(acts[k + "/out"][:, 0], y)
-                return ell, {k + "/out": dq[:, None]}
             mean_loss, grads, g_theta, _ = xinet.gated_gradients(self.specs(k), self.params, feats, self.theta,
-                                                                  loss_fn, rng, cfg.baseline, cfg.eps_xi)
+                                                                  critic_loss_fn(k, y), rng, cfg.baseline,
+                                                                  cfg.eps_xi)
             self._step_net(k, mean_loss, grads, g_theta, update_theta)
             out[k + "_loss"] = mean_loss
 
         f_actor = {k: v for k, v in feats.items() if k != "act" and not k.startswith("ofenet/a")}
         eps = rng.standard_normal((B, self.act_dim)).astype(self.dtype)
-
-        def actor_loss_fn(acts):                                       # Eq. (12)
-            a, log_pi, cache = sac.tanh_gaussian(acts["actor/out"], eps, self.log_scale)
-            q1, q2, (specs, allp, qcache) = self.q_values({}, f_actor, a)
-            ell, d_lp, d_q1, d_q2 = sac.actor_loss(log_pi, q1, q2, self.alpha)
-            _, d_in, _ = N.backward(specs, allp, self.gates("ofenet", "critic1", "critic2"), qcache,
-                                    {"critic1/out": d_q1[:, None], "critic2/out": d_q2[:, None]},
-                                    param_grads=False)
-            return ell, {"actor/out": sac.tanh_gaussian_backward(d_in["act"], d_lp, cache)}
         mean_loss, grads, g_theta, _ = xinet.gated_gradients(self.specs("actor"), self.params, f_actor, self.theta,
-                                                              actor_loss_fn, rng, cfg.baseline, cfg.eps_xi)
+                                                              actor_loss_fn(self, f_actor, eps), rng,
+                                                              cfg.baseline, cfg.eps_xi)
         self._step_net("actor", mean_loss, grads, g_theta, update_theta)
         out["actor_loss"] = mean_loss
 
@@ -203,3 +193,30 @@ class Agent:
         out["entropy"] = -float(np.mean(log_pi))
         sac.polyak(self.target, self.params, cfg.tau)                   # Eq. (14)
         return out
+
+
+# ---------------------------------------------------------------------- the networks' own losses
+def critic_loss_fn(k, y):
+    """loss_fn of critic k for xinet.gated_gradients: ℓ^Q_{k,i} = (Q_k(s_i, a_i) − y_i)².   Eq. (11)"""
+    def loss_fn(acts):
+        ell, dq = sac.critic_loss(acts[k + "/out"][:, 0], y)
+        return ell, {k + "/out": dq[:, None]}
+    return loss_fn
+
+
+def actor_loss_fn(agent, f_actor, eps):
+    """loss_fn of the actor: ℓ^π_i = α log π(ã_i|s_i) − min_k Q_k(s_i, ã_i), ã reparameterised.  Eq. (12)
+
+    The critics and OFENet's action block run with expected gates and inference BN (Eq. 3); the gradient
+    reaches ã through them (param_grads=False: they are not updated by this loss).
+    f_actor: the actor's sources (obs and z_o); eps (B, A) the reparameterisation noise.
+    """
+    def loss_fn(acts):
+        a, log_pi, cache = sac.tanh_gaussian(acts["actor/out"], eps, agent.log_scale)
+        q1, q2, (specs, allp, qcache) = agent.q_values({}, f_actor, a)
+        ell, d_lp, d_q1, d_q2 = sac.actor_loss(log_pi, q1, q2, agent.alpha)
+        _, d_in, _ = N.backward(specs, allp, agent.gates("ofenet", "critic1", "critic2"), qcache,
+                                {"critic1/out": d_q1[:, None], "critic2/out": d_q2[:, None]},
+                                param_grads=False)
+        return ell, {"actor/out": sac.tanh_gaussian_backward(d_in["act"], d_lp, cache)}
+    return loss_fn
