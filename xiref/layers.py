@@ -14,10 +14,14 @@ def dense_forward(h, W, b):
     return h @ W + b
 
 
-def dense_backward(du, h, W):
-    """Given du = dL/du (B, n): returns (dh (B, n_in), dW (n_in, n), db (n,))."""
+def dense_backward(du, h, W, need_dh=True, need_dW=True):
+    """Given du = dL/du (B, n): returns (dh (B, n_in), dW (n_in, n), db (n,)).
+
+    need_dh / need_dW = False return None in that place and skip its matrix product.
+    """
     # \partial L/\partial W = h^T du,  \partial L/\partial b = \sum_i du_i,  \partial L/\partial h = du W^T
-    return du @ W.T, h.T @ du, du.sum(axis=0)
+    dh = du @ W.T if need_dh else None
+    return dh, (h.T @ du if need_dW else None), (du.sum(axis=0) if need_dW else None)
 
 
 # ---------------------------------------------------------------- activations φ

@@ -75,12 +75,13 @@ def forward(specs, params, inputs, gates, stats=None, bn_train=False, eps_bn=1e-
     return acts, cache
 
 
-def backward(specs, params, gates, cache, d_acts, bn_train=False, param_grads=True):
+def backward(specs, params, gates, cache, d_acts, bn_train=False, param_grads=True, input_grads=True):
     """Hand-written reverse pass of `forward`.
 
     d_acts: dict source -> dL/d(acts[source]) (B, w) for the outputs the loss reads (any layer's or input's).
     param_grads=False skips dW, db (and BN's ds, dc): for chaining through frozen networks (the actor loss
-    through the critics) only input gradients are needed.
+    through the critics) only input gradients are needed. input_grads=False skips dL/dh of layers that read
+    only external sources (a network trained on fixed features needs no gradient w.r.t. them).
     Returns (grads, d_inputs, d_gates):
       grads[layer]   = {'W', 'b'[, 's', 'c']}
       d_inputs[src]  = dL/d input (B, w) for the sources that are not produced by `specs`
@@ -106,11 +107,13 @@ def backward(specs, params, gates, cache, d_acts, bn_train=False, param_grads=Tr
             du, g["s"], g["c"] = bwd(dv, p["s"], c["xhat"], c["inv_std"])
         else:
             du = dv
+        need_dh = input_grads or any(src in own for src in spec.inputs)
+        dh, dW, db = L.dense_backward(du, c["h"], p["W"], need_dh, param_grads)
         if param_grads:
-            dh, g["W"], g["b"] = L.dense_backward(du, c["h"], p["W"])
+            g["W"], g["b"] = dW, db
             grads[spec.name] = g
-        else:
-            dh = du @ p["W"].T
+        if not need_dh:
+            continue
         pieces = [dh] if len(spec.inputs) == 1 else L.concat_backward(dh, c["widths"])
         for src, piece in zip(spec.inputs, pieces):
             d[src] = piece if src not in d else d[src] + piece

@@ -25,7 +25,7 @@ def expected_gates(specs, theta):
 def _one_pass(specs, params, inputs, xi, loss_fn, stats, bn_train, eps_bn):
     acts, cache = N.forward(specs, params, inputs, xi, stats, bn_train, eps_bn)
     ell, d_acts = loss_fn(acts)
-    grads, d_inputs, _ = N.backward(specs, params, xi, cache, d_acts, bn_train)
+    grads, _, _ = N.backward(specs, params, xi, cache, d_acts, bn_train, input_grads=False)
     return ell, grads, cache
 
 
