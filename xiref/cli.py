@@ -1,4 +1,4 @@
-"""Command line: `python -m xiref {train,plot} …` (also the `xiref` console script).
+"""Command line: `python -m xiref {train,plot,export} …` (also the `xiref` console script).
 
 User errors end with one line `xiref: error: …` and exit status 2, never a traceback.
 """
@@ -48,6 +48,9 @@ def build_parser():
     tr.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     tr.add_argument("--overwrite", action="store_true", help="replace the run in --out")
     tr.add_argument("--quiet", action="store_true", help="print only the final JSON line")
+    ex = sub.add_parser("export", help="write the compact pruned networks of a run as plain arrays (.npz)")
+    ex.add_argument("run", help="run directory (with checkpoint.npz)")
+    ex.add_argument("--out", required=True, help="output .npz")
     pl = sub.add_parser("plot", help="learning curves (mean ± std over runs) to PNG")
     pl.add_argument("runs", nargs="+", help="run directories (grouped by method)")
     pl.add_argument("--out", default="", help="output PNG (default: <first run>/curves.png)")
@@ -71,11 +74,16 @@ def cmd_plot(args):
         print(f"wrote {path}")
 
 
+def cmd_export(args):
+    from .export import export_run
+    print(f"wrote {export_run(args.run, args.out)}")
+
+
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        {"train": cmd_train, "plot": cmd_plot}[args.command](args)
+        {"train": cmd_train, "plot": cmd_plot, "export": cmd_export}[args.command](args)
     except UserError as exc:
         print(f"xiref: error: {exc}", file=sys.stderr)
         return 2
