@@ -87,6 +87,9 @@ def main(argv=None):
     except UserError as exc:
         print(f"xiref: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # unwritable output, full disk …: still one line, nothing half-written (temp + rename)
+        print(f"xiref: error: {exc.strerror or exc}: {exc.filename or ''}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("xiref: interrupted; the last checkpoint is kept", file=sys.stderr)
         return 130

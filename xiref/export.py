@@ -43,7 +43,12 @@ def fold(agent):
 
 def export_run(run_dir, out_path):
     """Load RUN_DIR's checkpoint into an agent and write the folded networks to out_path (atomic)."""
+    import os
     from .train import Run, config_from_dict
+    if os.path.isdir(out_path) or not os.path.isdir(os.path.dirname(os.path.abspath(out_path))):
+        raise UserError(f"--out {out_path}: not a file in an existing directory")
+    if os.path.abspath(out_path) == os.path.abspath(os.path.join(run_dir, "checkpoint.npz")):
+        raise UserError("--out would overwrite the run's own checkpoint")
     header, _ = ckpt.load(f"{run_dir}/checkpoint.npz")
     cfg = config_from_dict(header["config"])
     cfg.out = run_dir
