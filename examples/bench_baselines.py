@@ -167,7 +167,7 @@ def main(argv=None):
              for b in G.BASELINES}
     best = min(geo, key=geo.get)
     elapsed = time.perf_counter() - t_start
-    print(f"geometric mean over settings of var*sec: " + ", ".join(f"{b} {v:.4g}" for b, v in geo.items()))
+    print("geometric mean over settings of var*sec: " + ", ".join(f"{b} {v:.4g}" for b, v in geo.items()))
     print(f"best (lowest variance per second): {best}   [total {elapsed:.1f} s]")
     print(json.dumps({"config": vars(args), "pretrain_loss": train_loss, "settings": results,
                       "geomean_var_x_sec": geo, "geomean_var_x_passes": geo_p,

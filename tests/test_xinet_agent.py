@@ -23,7 +23,6 @@ import pytest
 from xiref import checkpoint as ck
 from xiref import layers as L
 from xiref import network as N
-from xiref import ofenet as OF
 from xiref import train as T
 from xiref import wiring as WR
 from xiref.agent import Agent, AgentConfig

@@ -1,4 +1,7 @@
-"""Agent state <-> flat arrays for checkpoints (every container, Adam moments and scalars)."""
+"""Run state <-> checkpoints: the agent's containers, Adam moments and scalars, and a whole training run."""
+import os
+from dataclasses import asdict
+
 import numpy as np
 
 from .adam import AdamState
@@ -30,3 +33,51 @@ def load_agent_arrays(agent, tree, scalars):
                                 t=int(scalars["opt_alpha_t"]), lr=agent.opt_alpha.lr)
     agent.loss_scale = dict(scalars["loss_scale"])
     agent.cost_initial = float(scalars["cost_initial"])
+
+
+# ---------------------------------------------------------------------- a whole run (train.Run)
+RESUMABLE_CHANGES = ("steps", "out")      # the only settings a resumed run may change
+IDENTITY = ("env", "method", "seed", "dtype", "hidden", "ofe_layers", "ofe_units")   # mismatches reported first
+COUNTERS = ("step", "episode", "ep_return", "ep_len", "recent_returns", "evals", "last_metrics", "params_initial")
+
+
+def save_run(run):
+    """Atomic checkpoint of everything a run needs to continue bit-identically: agent, replay buffer,
+    current observation, MuJoCo state, counters and the generator's state."""
+    from . import __version__
+    from . import checkpoint as ckpt
+    from .envs import get_env_state
+    header = {"xiref_version": __version__, "config": asdict(run.cfg), "obs_dim": run.obs_dim,
+              "act_dim": run.act_dim, "rng": run.rng.bit_generator.state}
+    header.update({k: getattr(run, k) for k in COUNTERS})
+    arrays = {"agent": agent_arrays(run.agent), "buffer": run.buffer.state(), "obs": run.obs,
+              "env": get_env_state(run.env)}
+    header["agent_scalars"] = arrays["agent"].pop("__scalars__")
+    ckpt.save(os.path.join(run.cfg.out, "checkpoint.npz"), header, arrays)
+
+
+def restore_run(run):
+    """Load run.cfg.out/checkpoint.npz into run; a checkpoint of another configuration is refused."""
+    from . import __version__
+    from . import checkpoint as ckpt
+    from .envs import UserError, set_env_state
+    header, flat = ckpt.load(os.path.join(run.cfg.out, "checkpoint.npz"))
+    saved, mine_all = header["config"], asdict(run.cfg)
+    for key in IDENTITY + tuple(k for k in mine_all if k not in IDENTITY):
+        if key in RESUMABLE_CHANGES or key not in saved:
+            continue
+        theirs = tuple(saved[key]) if isinstance(saved[key], list) else saved[key]
+        if mine_all[key] != theirs:
+            raise UserError(f"checkpoint mismatch: {key} is {theirs!r} in the checkpoint, {mine_all[key]!r} requested")
+    if header["xiref_version"] != __version__:
+        raise UserError(f"checkpoint from xiref {header['xiref_version']}, this is {__version__}")
+    if (header["obs_dim"], header["act_dim"]) != (run.obs_dim, run.act_dim):
+        raise UserError("checkpoint mismatch: observation/action dimensions differ from the environment's")
+    load_agent_arrays(run.agent, ckpt.unflatten(flat, "agent" + ckpt.SEP), header["agent_scalars"])
+    run.buffer.load(ckpt.unflatten(flat, "buffer" + ckpt.SEP))
+    run.obs = flat["obs"]
+    for k in COUNTERS:
+        setattr(run, k, header[k])
+    run.env.reset(seed=run.episode_seed())
+    set_env_state(run.env, ckpt.unflatten(flat, "env" + ckpt.SEP))
+    run.rng.bit_generator.state = header["rng"]

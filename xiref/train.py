@@ -18,12 +18,11 @@ from . import checkpoint as ckpt
 from . import ofenet as OF
 from .agent import Agent, AgentConfig
 from .buffer import ReplayBuffer
-from .envs import UserError, env_dims, get_env_state, make_env, set_env_state
+from .envs import UserError, env_dims, make_env
 from .metrics import alive_units, progress_row, sizes
-from .runstate import agent_arrays, load_agent_arrays
+from .runstate import restore_run, save_run
 
 METHODS = ("sac", "ofe", "xinet", "ofe-small")
-RESUMABLE_CHANGES = ("steps", "out")      # the only settings a resumed run may change
 RUN_FILES = ("checkpoint.npz", "checkpoint.npz.tmp", "progress.csv", "timing.csv", "summary.json", "curves.png")
 
 
@@ -125,9 +124,12 @@ class Run:
         self.params_initial = None
 
     # ---------------------------------------------------------------- environment
-    def _reset(self):
+    def episode_seed(self):
         """Episode k of seed s starts from reset(seed = s·1_000_003 + k): reproducible without env RNG state."""
-        obs, _ = self.env.reset(seed=(self.cfg.seed * 1_000_003 + self.episode) % 2**31)
+        return (self.cfg.seed * 1_000_003 + self.episode) % 2**31
+
+    def _reset(self):
+        obs, _ = self.env.reset(seed=self.episode_seed())
         return self._check_obs(obs, "reset")
 
     def _check_obs(self, obs, where):
@@ -213,43 +215,12 @@ class Run:
                 "alive_units": alive_units(self.agent), "seconds": round(seconds, 2),
                 "steps_per_second": round(steps_per_second, 2), "xiref_version": __version__}
 
-    # ---------------------------------------------------------------- persistence
+    # ---------------------------------------------------------------- persistence (xiref/runstate.py)
     def save(self):
-        header = {"xiref_version": __version__, "config": asdict(self.cfg), "step": self.step,
-                  "episode": self.episode, "ep_return": self.ep_return, "ep_len": self.ep_len,
-                  "obs_dim": self.obs_dim, "act_dim": self.act_dim, "recent_returns": self.recent_returns,
-                  "evals": self.evals, "last_metrics": self.last_metrics, "params_initial": self.params_initial,
-                  "rng": self.rng.bit_generator.state}
-        arrays = {"agent": agent_arrays(self.agent), "buffer": self.buffer.state(), "obs": self.obs,
-                  "env": get_env_state(self.env)}
-        header["agent_scalars"] = arrays["agent"].pop("__scalars__")
-        ckpt.save(os.path.join(self.cfg.out, "checkpoint.npz"), header, arrays)
+        save_run(self)
 
     def restore(self):
-        header, flat = ckpt.load(os.path.join(self.cfg.out, "checkpoint.npz"))
-        saved = header["config"]
-        mine_all = asdict(self.cfg)
-        first = ("env", "method", "seed", "dtype", "hidden", "ofe_layers", "ofe_units")   # reported first
-        for key in first + tuple(k for k in mine_all if k not in first):
-            mine = mine_all[key]
-            if key in RESUMABLE_CHANGES or key not in saved:
-                continue
-            theirs = tuple(saved[key]) if isinstance(saved[key], list) else saved[key]
-            if mine != theirs:
-                raise UserError(f"checkpoint mismatch: {key} is {theirs!r} in the checkpoint, {mine!r} requested")
-        if header["xiref_version"] != __version__:
-            raise UserError(f"checkpoint from xiref {header['xiref_version']}, this is {__version__}")
-        if (header["obs_dim"], header["act_dim"]) != (self.obs_dim, self.act_dim):
-            raise UserError("checkpoint mismatch: observation/action dimensions differ from the environment's")
-        load_agent_arrays(self.agent, ckpt.unflatten(flat, "agent" + ckpt.SEP), header["agent_scalars"])
-        self.buffer.load(ckpt.unflatten(flat, "buffer" + ckpt.SEP))
-        self.obs = flat["obs"]
-        for k in ("step", "episode", "ep_return", "ep_len", "recent_returns", "evals", "last_metrics",
-                  "params_initial"):
-            setattr(self, k, header[k])
-        self.env.reset(seed=(self.cfg.seed * 1_000_003 + self.episode) % 2**31)
-        set_env_state(self.env, ckpt.unflatten(flat, "env" + ckpt.SEP))
-        self.rng.bit_generator.state = header["rng"]
+        restore_run(self)
 
 
 def csv_text(rows):
