@@ -130,6 +130,18 @@ def test_cost_at_ones_is_initial_param_count(which):
         assert WR.macs(wiring, ones, nets=(net,)) == real_macs(params, wiring, (net,))
 
 
+@pytest.mark.parametrize("which", sorted(WIRINGS))
+def test_cost_grad_of_one_net_is_the_full_gradient_restricted(which):
+    wiring = WIRINGS[which]()
+    theta = random_theta(wiring, np.random.default_rng(8))
+    full = WR.cost_grad(wiring, theta)
+    for net in wiring.nets():
+        part = WR.cost_grad(wiring, theta, net)
+        assert set(part) == set(wiring.gated_names(net))
+        for name, g in part.items():
+            assert np.array_equal(g, full[name])
+
+
 def test_ungated_wiring_cost_is_constant_param_count():
     wiring = agent_ofenet(gated=False)
     assert wiring.gated_names() == ()

@@ -36,6 +36,17 @@ def test_dense_backward_matches_autograd(rng):
     check_tree("dense", {"h": dh, "W": dW, "b": db}, autograd_grad(loss, x))
 
 
+def test_dense_backward_single_unit_equals_matmul(rng):
+    """One output unit (a critic head): dh = du Wᵀ is computed as a broadcast product, bit for bit the
+    matrix product, signed zeros included."""
+    for dtype in (np.float64, np.float32):
+        du = rng.normal(size=(64, 1)).astype(dtype)
+        W = rng.normal(size=(9, 1)).astype(dtype)
+        du[::3], du[1::5], W[::4] = 0.0, -0.0, -0.0
+        dh, dW, db = L.dense_backward(du, rng.normal(size=(64, 9)).astype(dtype), W)
+        assert dh.dtype == dtype and dh.tobytes() == (du @ W.T).tobytes()
+
+
 # ---------------------------------------------------------------- activations
 @pytest.mark.parametrize("name", ["relu", "swish", "linear"])
 def test_activation_backward_matches_autograd(rng, name):

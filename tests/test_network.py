@@ -279,6 +279,41 @@ def test_update_running_stats_momentum():
                                    rtol=1e-12, atol=1e-14)
 
 
+# ---------------------------------------------------------------- reuse (second mask draw of 'pair')
+@pytest.mark.parametrize("bn_train", [True, False])
+@pytest.mark.parametrize("net", ["ofenet", "critic1", "all"])
+def test_forward_reuse_equals_fresh_forward(net, bn_train):
+    """forward(…, reuse=cache of other gates) gives bit for bit the forward under the new gates, and
+    takes over exactly the layers that read only the inputs (no source produced by the specs)."""
+    rng = np.random.default_rng(zlib.crc32(f"reuse-{net}-{bn_train}".encode()))
+    wiring = small_agent()
+    widths = all_widths(wiring)
+    params, stats = randomise(*Nw.init_params(wiring.layers, wiring.free_widths, rng), rng)
+    specs = wiring.layers if net == "all" else wiring.net_layers(net)
+    inputs = {src: rng.normal(size=(B, widths[src])) for src in free_sources(specs)}
+    xi1, xi2 = make_gates(specs, "xi", rng), make_gates(specs, "xi", rng)
+    _, cache1 = Nw.forward(specs, params, inputs, xi1, stats, bn_train, EPS_BN)
+    acts, cache = Nw.forward(specs, params, inputs, xi2, stats, bn_train, EPS_BN, reuse=cache1)
+    fresh_acts, fresh = Nw.forward(specs, params, inputs, xi2, stats, bn_train, EPS_BN)
+    check_tree("acts", acts, fresh_acts, rtol=0, atol=0)
+    own = {s.name for s in specs}
+    for s in specs:
+        reused = not any(src in own for src in s.inputs)
+        assert (cache[s.name] is cache1[s.name]) == reused, s.name
+        check_tree(s.name, {k: v for k, v in cache[s.name].items() if k != "widths"},
+                   {k: v for k, v in fresh[s.name].items() if k != "widths"}, rtol=0, atol=0)
+    R = {k: rng.normal(size=(B, widths[k])) for k in READS.get(net, ["critic1/out"]) if k in acts}
+    got = Nw.backward(specs, params, xi2, cache, R, bn_train)
+    want = Nw.backward(specs, params, xi2, fresh, R, bn_train)
+    for g, w in zip(got, want):
+        check_tree("backward", g, w, rtol=0, atol=0)
+    # without the gate derivatives, the rest of the backward is unchanged
+    lean = Nw.backward(specs, params, xi2, cache, R, bn_train, gate_grads=False)
+    assert lean[2] == {}
+    check_tree("grads", lean[0], got[0], rtol=0, atol=0)
+    check_tree("d_inputs", lean[1], got[1], rtol=0, atol=0)
+
+
 # ---------------------------------------------------------------- float32
 @pytest.mark.parametrize("bn_train", [True, False])
 def test_float32_forward_backward_stay_float32(bn_train):

@@ -617,3 +617,17 @@ def test_float32_gate_state_stays_float32():
     bad += [f"stats[{k}]" for k, v in agent.stats.items() if any(a.dtype != np.float32 for a in v.values())]
     bad += [f"features[{k}]" for k, v in agent.features(batch[0], batch[1]).items() if v.dtype != np.float32]
     assert not bad, bad
+
+
+def test_float32_losses_stay_float32():
+    """log π and hence the TD target and the critics' and actor's loss gradients stay in float32: a float64
+    log π (np.log(2.0) is a float64 scalar) would run the whole critic backward in float64."""
+    rng = np.random.default_rng(3)
+    f32 = np.float32
+    out, eps = rng.normal(size=(5, 2 * ACT)).astype(f32), rng.normal(size=(5, ACT)).astype(f32)
+    a, log_pi, cache = sac.tanh_gaussian(out, eps, np.zeros(ACT, f32))
+    assert a.dtype == f32 and log_pi.dtype == f32
+    q = rng.normal(size=5).astype(f32)
+    y = sac.td_target(q, np.zeros(5, f32), q, q, log_pi, 0.2, 0.99)
+    assert y.dtype == f32 and sac.critic_loss(q, y)[1].dtype == f32
+    assert sac.tanh_gaussian_backward(np.ones_like(a), np.ones_like(log_pi), cache).dtype == f32

@@ -217,6 +217,6 @@ def actor_loss_fn(agent, f_actor, eps):
         ell, d_lp, d_q1, d_q2 = sac.actor_loss(log_pi, q1, q2, agent.alpha)
         _, d_in, _ = N.backward(specs, allp, agent.gates("ofenet", "critic1", "critic2"), qcache,
                                 {"critic1/out": d_q1[:, None], "critic2/out": d_q2[:, None]},
-                                param_grads=False)
+                                param_grads=False, gate_grads=False)
         return ell, {"actor/out": sac.tanh_gaussian_backward(d_in["act"], d_lp, cache)}
     return loss_fn

@@ -4,6 +4,8 @@ Every forward here is plain NumPy without in-place assignment, so autograd can d
 same code; every backward is written out by hand and tested against autograd and finite differences
 (tests/test_layers.py). Shapes: B batch, n_in inputs, n units.
 """
+import itertools
+
 import numpy as np
 
 
@@ -20,8 +22,16 @@ def dense_backward(du, h, W, need_dh=True, need_dW=True):
     need_dh / need_dW = False return None in that place and skip its matrix product.
     """
     # \partial L/\partial W = h^T du,  \partial L/\partial b = \sum_i du_i,  \partial L/\partial h = du W^T
-    dh = du @ W.T if need_dh else None
+    dh = _times_transpose(du, W) if need_dh else None
     return dh, (h.T @ du if need_dW else None), (du.sum(axis=0) if need_dW else None)
+
+
+def _times_transpose(du, W):
+    """du Wᵀ.  With one unit (a critic's output layer) this is an outer product, which numpy's matmul runs
+    in a plain loop as 0 + du_i W_j; the broadcast product plus 0 gives the same numbers, several times faster."""
+    if W.shape[1] == 1:
+        return du * W.T + 0.0
+    return du @ W.T
 
 
 # ---------------------------------------------------------------- activations φ
@@ -128,5 +138,6 @@ def concat_forward(xs):
 
 
 def concat_backward(dh, widths):
-    """Split dL/dh (B, Σ w_k) back into the pieces of widths w_k."""
-    return np.split(dh, np.cumsum(widths)[:-1], axis=1)
+    """Split dL/dh (B, Σ w_k) back into the pieces of widths w_k (views of dh)."""
+    ends = list(itertools.accumulate(widths))
+    return [dh[:, end - w:end] for w, end in zip(widths, ends)]

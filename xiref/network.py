@@ -35,53 +35,67 @@ def init_params(specs, source_widths, rng, dtype=np.float64):
     return params, stats
 
 
-def forward(specs, params, inputs, gates, stats=None, bn_train=False, eps_bn=1e-3):
+def forward(specs, params, inputs, gates, stats=None, bn_train=False, eps_bn=1e-3, reuse=None):
     """Run the layers `specs` in order.
 
     inputs: dict source -> (B, w) for every source not produced by `specs`.
     gates:  dict layer -> ξ (B, n) [Eq. 2] or θ (n,) [Eq. 3]; ungated layers are absent.
     bn_train: batch statistics (training) or stats' running averages (inference).
+    reuse: the cache of an earlier forward of the same specs, params and inputs under other gates (the
+           second mask draw of the 'pair' baseline): a layer that reads only `inputs` computes the same
+           h, u, BN(u) and φ whatever the gates — they act after φ (Eq. 2) — so its cache entry is taken over.
     Returns (acts, cache): acts holds inputs and every layer's output y (B, n).
     Pure: no in-place assignment, so autograd differentiates it (tests/test_network.py).
     """
     acts = dict(inputs)
-    cache = {}
+    cache, joined = {}, {}
     for spec in specs:
-        p = params[spec.name]
-        parts = [acts[s] for s in spec.inputs]
-        h = parts[0] if len(parts) == 1 else L.concat_forward(parts)   # (B, n_in)
-        # u = h W + b                                              Eq. (1)
-        u = L.dense_forward(h, p["W"], p["b"])                        # (B, n)
-        c = {"h": h, "u": u, "widths": [x.shape[1] for x in parts]}
-        if spec.bn:
-            if bn_train:
-                v, mu, var, xhat, inv_std = L.batchnorm_forward_train(u, p["s"], p["c"], eps_bn)
-                c.update(mu=mu, var=var)
-            else:
-                st = stats[spec.name]
-                v, xhat, inv_std = L.batchnorm_forward_eval(u, p["s"], p["c"], st["mean"], st["var"], eps_bn)
-            c.update(xhat=xhat, inv_std=inv_std)
+        if reuse is not None and all(src in inputs for src in spec.inputs):
+            c = reuse[spec.name]                                       # mask-independent: as in `reuse`
         else:
-            v = u
-        phi = L.ACTIVATIONS[spec.act][0](v)                            # φ(BN(u)) (B, n)
-        c["v"], c["phi"] = v, phi
+            parts = [acts[s] for s in spec.inputs]
+            if spec.inputs not in joined:          # critics 1 and 2 read the same sources: join them once
+                joined[spec.inputs] = parts[0] if len(parts) == 1 else L.concat_forward(parts)   # (B, n_in)
+            c = _pre_gate(spec, params[spec.name], joined[spec.inputs], [x.shape[1] for x in parts],
+                          stats, bn_train, eps_bn)
         if spec.gated:
             # y = ξ ⊙ φ(u)  (Eq. 2)   or   ȳ = θ ⊙ φ(u)  (Eq. 3)
-            y = gates[spec.name] * phi
+            y = gates[spec.name] * c["phi"]
         else:
-            y = phi
+            y = c["phi"]
         acts[spec.name] = y
         cache[spec.name] = c
     return acts, cache
 
 
-def backward(specs, params, gates, cache, d_acts, bn_train=False, param_grads=True, input_grads=True):
+def _pre_gate(spec, p, h, widths, stats, bn_train, eps_bn):
+    """One layer up to its gate, for input h = [sources] (B, n_in): u = h W + b, BN, φ. Returns its cache."""
+    # u = h W + b                                              Eq. (1)
+    u = L.dense_forward(h, p["W"], p["b"])                            # (B, n)
+    c = {"h": h, "u": u, "widths": widths}
+    if spec.bn:
+        if bn_train:
+            v, mu, var, xhat, inv_std = L.batchnorm_forward_train(u, p["s"], p["c"], eps_bn)
+            c.update(mu=mu, var=var)
+        else:
+            st = stats[spec.name]
+            v, xhat, inv_std = L.batchnorm_forward_eval(u, p["s"], p["c"], st["mean"], st["var"], eps_bn)
+        c.update(xhat=xhat, inv_std=inv_std)
+    else:
+        v = u
+    c["v"], c["phi"] = v, L.ACTIVATIONS[spec.act][0](v)             # φ(BN(u)) (B, n)
+    return c
+
+
+def backward(specs, params, gates, cache, d_acts, bn_train=False, param_grads=True, input_grads=True,
+             gate_grads=True):
     """Hand-written reverse pass of `forward`.
 
     d_acts: dict source -> dL/d(acts[source]) (B, w) for the outputs the loss reads (any layer's or input's).
     param_grads=False skips dW, db (and BN's ds, dc): for chaining through frozen networks (the actor loss
     through the critics) only input gradients are needed. input_grads=False skips dL/dh of layers that read
     only external sources (a network trained on fixed features needs no gradient w.r.t. them).
+    gate_grads=False leaves d_gates empty (only the first-order estimator, Eq. 25, reads it).
     Returns (grads, d_inputs, d_gates):
       grads[layer]   = {'W', 'b'[, 's', 'c']}
       d_inputs[src]  = dL/d input (B, w) for the sources that are not produced by `specs`
@@ -96,7 +110,8 @@ def backward(specs, params, gates, cache, d_acts, bn_train=False, param_grads=Tr
         if dy is None:
             dy = np.zeros_like(c["phi"])
         if spec.gated:
-            d_gates[spec.name] = dy * c["phi"]                         # ∂L/∂ξ_ij = dy_ij φ_ij
+            if gate_grads:
+                d_gates[spec.name] = dy * c["phi"]                     # ∂L/∂ξ_ij = dy_ij φ_ij
             dphi = dy * gates[spec.name]
         else:
             dphi = dy

@@ -7,6 +7,7 @@ networks and chains these gradients into network.backward. Every gradient is tes
 import numpy as np
 
 LOG_2PI = float(np.log(2.0 * np.pi))
+LOG_2 = float(np.log(2.0))                 # Python floats: they keep the arrays' dtype (float32 stays float32)
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0       # log-σ range as CleanRL/SpinUp (Choice, §3)
 
 
@@ -34,7 +35,7 @@ def tanh_gaussian(out, eps, log_scale):
     x = mu + sigma * eps
     a = np.tanh(x)
     # log(1 − tanh² x) = 2 (log 2 − x − softplus(−2x))   (stable form)
-    log_jac = 2.0 * (np.log(2.0) - x - softplus(-2.0 * x))
+    log_jac = 2.0 * (LOG_2 - x - softplus(-2.0 * x))
     # log π(a|s) = Σ_k [−½ε_k² − log σ_k − ½ log 2π − log(1 − tanh² x_k) − log scale_k]      Eq. (9)
     log_pi = np.sum(-0.5 * eps ** 2 - ls - 0.5 * LOG_2PI - log_jac - log_scale, axis=1)
     return a, log_pi, {"a": a, "lam": lam, "sigma": sigma, "eps": eps}

@@ -13,6 +13,7 @@ Widths of gated layers are *not* stored here: they are the current lengths of th
 wiring never changes when units are removed.
 """
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -39,25 +40,37 @@ class Wiring:
     def free_widths(self):
         return dict(self.free)
 
+    # name and net look-ups, built once per Wiring (it is immutable)
+    @cached_property
+    def _by_name(self):
+        return {s.name: s for s in self.layers}
+
+    @cached_property
+    def _by_net(self):
+        nets = dict.fromkeys(s.net for s in self.layers)                   # in order of first appearance
+        return {net: tuple(s for s in self.layers if s.net == net) for net in nets}
+
+    @cached_property
+    def _consumers(self):
+        names = [name for name, _ in self.free] + [s.name for s in self.layers]
+        return {name: tuple(s for s in self.layers if name in s.inputs) for name in names}
+
     def layer(self, name):
-        for spec in self.layers:
-            if spec.name == name:
-                return spec
-        raise KeyError(name)
+        return self._by_name[name]
 
     def net_layers(self, net):
         """The layers of one network, in forward order."""
-        return tuple(s for s in self.layers if s.net == net)
+        return self._by_net.get(net, ())
 
     def nets(self):
-        return tuple(dict.fromkeys(s.net for s in self.layers))
+        return tuple(self._by_net)
 
     def gated_names(self, net=None):
         return tuple(s.name for s in self.layers if s.gated and (net is None or s.net == net))
 
     def consumers(self, name):
         """Layers that read the units of layer `name` (its rows in their W)."""
-        return tuple(s for s in self.layers if name in s.inputs)
+        return self._consumers.get(name, ())
 
     def source_widths(self, spec, theta):
         """Current width of each input source of `spec` (free width or len θ)."""
@@ -151,16 +164,28 @@ def cost(wiring, theta):
     return total
 
 
-def cost_grad(wiring, theta):
-    """∂C/∂θ_j = (n̄_in of j's layer + 1 + 2[BN]) + Σ_{consumers c} n̄_out(c).  Eq. (29)"""
+def cost_grad(wiring, theta, net=None):
+    """∂C/∂θ_j = (n̄_in of j's layer + 1 + 2[BN]) + Σ_{consumers c} n̄_out(c).  Eq. (29)
+
+    For every gated layer, or only those of network `net`. Each n̄_out = Σ_k θ_k is summed once per call.
+    """
+    free, n_out = wiring.free_widths, {}
+
+    def width(name):                                                   # n̄_out of a layer, Eq. (26)
+        if name not in n_out:
+            n_out[name] = _out_expected(wiring.layer(name), theta)
+        return n_out[name]
+
     grad = {}
-    for spec in wiring.layers:
+    for spec in (wiring.layers if net is None else wiring.net_layers(net)):
         if not spec.gated:
             continue
-        n_in, _ = _expected_widths(wiring, spec, theta)
+        n_in = 0.0
+        for src in spec.inputs:                                        # n̄_in, Eq. (26)
+            n_in = n_in + (free[src] if src in free else width(src))
         g = n_in + 1.0 + (2.0 if spec.bn else 0.0)
         for consumer in wiring.consumers(spec.name):
-            g = g + _out_expected(consumer, theta)
+            g = g + width(consumer.name)
         grad[spec.name] = np.full(len(theta[spec.name]), g, dtype=np.float64)
     return grad
 

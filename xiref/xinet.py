@@ -22,10 +22,10 @@ def expected_gates(specs, theta):
     return {s.name: theta[s.name] for s in specs if s.gated}
 
 
-def _one_pass(specs, params, inputs, xi, loss_fn, stats, bn_train, eps_bn):
-    acts, cache = N.forward(specs, params, inputs, xi, stats, bn_train, eps_bn)
+def _one_pass(specs, params, inputs, xi, loss_fn, stats, bn_train, eps_bn, reuse=None):
+    acts, cache = N.forward(specs, params, inputs, xi, stats, bn_train, eps_bn, reuse)
     ell, d_acts = loss_fn(acts)
-    grads, _, _ = N.backward(specs, params, xi, cache, d_acts, bn_train, input_grads=False)
+    grads, _, _ = N.backward(specs, params, xi, cache, d_acts, bn_train, input_grads=False, gate_grads=False)
     return ell, grads, cache
 
 
@@ -48,7 +48,8 @@ def gated_gradients(specs, params, inputs, theta, loss_fn, rng, baseline="pair",
     ell1, grads, cache1 = _one_pass(specs, params, inputs, xi1, loss_fn, stats, bn_train, eps_bn)
     if baseline == "pair":
         xi2 = sample_gates(specs, theta, rng, batch, eps_xi)
-        ell2, grads2, cache2 = _one_pass(specs, params, inputs, xi2, loss_fn, stats, bn_train, eps_bn)
+        # layers reading only the inputs (e.g. a critic's first layer) do not depend on the masks: reused
+        ell2, grads2, cache2 = _one_pass(specs, params, inputs, xi2, loss_fn, stats, bn_train, eps_bn, cache1)
         # ĝ_W: average of the two pathwise gradients (each an unbiased estimate)
         grads = {k: {n: 0.5 * (g + grads2[k][n]) for n, g in gk.items()} for k, gk in grads.items()}
         g_theta = {s.name: G.pair_grad(ell1, ell2, xi1[s.name], xi2[s.name], theta_t[s.name]) for s in gated}
@@ -76,7 +77,7 @@ def add_regulariser(wiring, net, theta, params, grads, g_theta, kappa, lam_w):
     W:  + λ_w θ_j w_j                          Eq. (20)
     Returns new dicts (inputs are not modified).
     """
-    dC = cost_grad(wiring, theta)
+    dC = cost_grad(wiring, theta, net)
     g_theta = dict(g_theta)
     grads = {k: dict(v) for k, v in grads.items()}
     for spec in wiring.net_layers(net):

@@ -1,0 +1,382 @@
+"""Wall time of one full agent update, against the machine's GEMM rate and (optionally) PyTorch-CPU.
+
+    OPENBLAS_NUM_THREADS=1 python examples/bench_update.py --method xinet --dtype float32
+    OPENBLAS_NUM_THREADS=1 python examples/bench_update.py --method xinet --prune-fraction 0.5
+
+One update is what the training loop does per environment step after warm-up (xiref/train.py,
+`Run.updates`): `agent.update_ofenet` (ofe, xinet) followed by `agent.update_sac`, with `update_theta=True`
+for xinet. The batch is synthetic (normal observations, uniform actions); the networks are freshly
+initialised. For xinet, η_θ is set to 1e-12 so that the θ-steps run at full cost but no unit reaches
+θ = 0 while timing (checked afterwards). `--prune-fraction p` first sets θ = 0 for round(p·n) randomly
+chosen units of every gated layer (an MLP hidden layer keeps ≥ 1 unit) and calls `agent.prune()`, so the
+timed update runs on the physically compacted networks.
+
+Reported numbers
+  us_per_update     median wall time (µs) of one update over --repeats updates after --warmup updates
+                    (p25/p75 beside it: the machine may be shared, read the spread); cpu_us_per_update is
+                    the median CPU time of this process (it leaves out waiting for a core, not the slow-down
+                    from sharing caches and memory bandwidth with other processes).
+  flops_per_update  2·m·n·k for every matrix product the update computes, counted by wrapping
+                    xiref.layers.dense_forward (h W: 2·B·n_in·n) and dense_backward (du Wᵀ and hᵀ du, each
+                    2·B·n_in·n, when computed) for one update (a layer whose forward the second 'pair' draw
+                    takes over from the first is not computed twice, so not counted twice). Element-wise
+                    work (activations, BN, Adam, masks) and the vector-matrix products of the
+                    score-function estimator (2·B·n) are not counted: the figure is the dense-layer GEMM
+                    work, what a perfect BLAS would have to do.
+  gflops            flops_per_update / us_per_update.
+  gemm_peak_gflops  the best rate of one numpy matmul of the update's typical shapes in the same dtype,
+                    timed in the same run: (B×H)@(H×H) and (B×K)@(K×H) with K = O + 2·L·u + A (the critic
+                    input with OFENet, 494 for Hopper's 11 + 2·6·40 + 3). gflops / gemm_peak_gflops is the
+                    fraction of the update spent doing useful GEMM work at that rate.
+  torch_us_per_update  the same update written in PyTorch (below: same wiring and widths — after
+                    pruning too —, same dtype, twin critics + target critics + actor + α, the same losses,
+                    the same number of forward/backward passes — two per gated network for the 'pair'
+                    baseline — and Adam), autograd for the gradients; torch.set_num_threads equal to the
+                    BLAS threads of numpy. null when torch is not importable or with --no-torch.
+                    torch_gflops divides the same flops_per_update by the torch time.
+
+The last line printed is one JSON object with every number.
+"""
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from contextlib import contextmanager
+
+import numpy as np
+
+from xiref import layers as L
+from xiref.agent import Agent, AgentConfig
+
+METHODS = ("sac", "ofe", "xinet")
+LOG_2, LOG_2PI = float(np.log(2.0)), float(np.log(2.0 * np.pi))
+
+
+# ---------------------------------------------------------------------- set-up
+def blas_threads():
+    """Threads numpy's BLAS uses: the first of the usual variables that is set, else all cores."""
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        if os.environ.get(var, "").isdigit():
+            return int(os.environ[var])
+    return os.cpu_count() or 1
+
+
+def make_agent(args, dtype):
+    cfg = AgentConfig(hidden=(args.hidden, args.hidden), ofenet=args.method != "sac", gated=args.method == "xinet",
+                      ofe_layers=args.ofe_layers, ofe_units=args.ofe_units, target_dim=args.obs_dim,
+                      eta_theta=1e-12)          # θ-steps at full cost, but no unit reaches 0 while timing
+    return Agent(cfg, args.obs_dim, args.act_dim, np.zeros(args.act_dim), np.random.default_rng(args.seed), dtype)
+
+
+def prune_fraction(agent, p, rng):
+    """θ = 0 for round(p·n) random units of every gated layer (≥ min_units kept), then compact (§7)."""
+    for spec in agent.wiring.layers:
+        if spec.gated:
+            n = len(agent.theta[spec.name])
+            k = min(int(round(p * n)), n - spec.min_units)
+            theta = agent.theta[spec.name].copy()
+            theta[rng.choice(n, size=k, replace=False)] = 0.0
+            agent.theta[spec.name] = theta
+    return agent.prune()
+
+
+def make_batches(args, dtype, rng, count=8):
+    """Synthetic replay batches (o, a, r, o′, d) in the agent's dtype."""
+    B, O, A = args.batch, args.obs_dim, args.act_dim
+    return [(rng.standard_normal((B, O)).astype(dtype), rng.uniform(-1, 1, (B, A)).astype(dtype),
+             rng.standard_normal(B).astype(dtype), rng.standard_normal((B, O)).astype(dtype),
+             (rng.random(B) < 0.05).astype(dtype)) for _ in range(count)]
+
+
+def xiref_update(agent, batch, rng):
+    """One training-loop update (xiref/train.py Run.updates without the prune call)."""
+    gated = agent.cfg.gated
+    if agent.cfg.ofenet:
+        agent.update_ofenet(batch, rng, update_theta=gated)
+    agent.update_sac(batch, rng, update_theta=gated)
+
+
+def widths(agent):
+    return {s.name: int(agent.params[s.name]["b"].shape[0]) for s in agent.wiring.layers}
+
+
+# ---------------------------------------------------------------------- measuring
+def time_calls(fn, repeats, warmup):
+    """Per-call wall times and CPU times of this process (s) of fn() after warm-up calls."""
+    for _ in range(warmup):
+        fn()
+    wall, cpu = [], []
+    for _ in range(repeats):
+        t0, c0 = time.perf_counter(), time.process_time()
+        fn()
+        wall.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
+    return wall, cpu
+
+
+def quantiles(times):
+    q = statistics.quantiles(times, n=4) if len(times) > 1 else [times[0]] * 3
+    return {"median": statistics.median(times), "p25": q[0], "p75": q[2]}
+
+
+@contextmanager
+def count_flops():
+    """Count 2·m·n·k per matrix product of xiref.layers.dense_forward / dense_backward while active."""
+    total = [0]
+    fwd, bwd = L.dense_forward, L.dense_backward
+
+    def dense_forward(h, W, b):
+        total[0] += 2 * h.shape[0] * W.shape[0] * W.shape[1]            # h W
+        return fwd(h, W, b)
+
+    def dense_backward(du, h, W, need_dh=True, need_dW=True):
+        total[0] += (int(need_dh) + int(need_dW)) * 2 * du.shape[0] * W.shape[0] * W.shape[1]   # du Wᵀ, hᵀ du
+        return bwd(du, h, W, need_dh, need_dW)
+
+    L.dense_forward, L.dense_backward = dense_forward, dense_backward
+    try:
+        yield total
+    finally:
+        L.dense_forward, L.dense_backward = fwd, bwd
+
+
+def gemm_rates(shapes, dtype, rng, seconds=0.3):
+    """GFLOP/s of a @ b for each (m, k, n): median over calls filling about `seconds`."""
+    rates = {}
+    for m, k, n in shapes:
+        a, b = rng.standard_normal((m, k)).astype(dtype), rng.standard_normal((k, n)).astype(dtype)
+        once = min(time_calls(lambda: a @ b, 5, 3)[0])
+        t = statistics.median(time_calls(lambda: a @ b, max(10, int(seconds / max(once, 1e-7))), 0)[0])
+        rates[f"{m}x{k}@{k}x{n}"] = 2.0 * m * k * n / t / 1e9
+    return rates
+
+
+# ---------------------------------------------------------------------- the same update in PyTorch
+def torch_update(agent, args, dtype, threads):
+    """A function running one PyTorch-CPU update equivalent to xiref_update on `agent`'s shapes, or None."""
+    try:
+        import torch
+        import torch.nn.functional as F
+    except ImportError:
+        return None
+    torch.set_num_threads(threads)
+    tdt = {np.dtype(np.float64): torch.float64, np.dtype(np.float32): torch.float32}[np.dtype(dtype)]
+    cfg, wr = agent.cfg, agent.wiring
+    B, A = args.batch, args.act_dim
+    passes = 2 if cfg.gated else 1                       # 'pair' baseline: two mask draws per gated network
+    gen = torch.Generator().manual_seed(args.seed)
+    params = {k: {n: torch.tensor(a, dtype=tdt, requires_grad=n in ("W", "b", "s", "c")) for n, a in p.items()}
+              for k, p in agent.params.items()}
+    stats = {k: {n: torch.tensor(a, dtype=tdt) for n, a in p.items()} for k, p in agent.stats.items()}
+    target = {k: {n: v.detach().clone() for n, v in p.items()} for k, p in params.items() if k.startswith("critic")}
+    theta = {k: torch.tensor(v, dtype=tdt) for k, v in agent.theta.items()}
+    log_alpha = torch.zeros(1, dtype=tdt, requires_grad=True)
+    specs = {net: wr.net_layers(net) for net in wr.nets()}
+    state_l = tuple(s for s in specs.get("ofenet", ()) if "/s" in s.name)
+    action_l = tuple(s for s in specs.get("ofenet", ()) if "/a" in s.name)
+    opts = {net: torch.optim.Adam([t for s in ss for t in params[s.name].values()], lr=3e-4, foreach=True)
+            for net, ss in specs.items()}
+    opt_alpha = torch.optim.Adam([log_alpha], lr=3e-4)
+    acts_fn = {"relu": F.relu, "swish": F.silu, "linear": lambda x: x}
+
+    def forward(layers, inputs, gates, P=params, bn_train=False, update_stats=False):
+        acts = dict(inputs)
+        for s in layers:
+            p = P[s.name]
+            h = torch.cat([acts[i] for i in s.inputs], 1) if len(s.inputs) > 1 else acts[s.inputs[0]]
+            u = torch.addmm(p["b"], h, p["W"])
+            if s.bn:
+                st = stats[s.name] if (update_stats or not bn_train) else {"mean": None, "var": None}
+                u = F.batch_norm(u, st["mean"], st["var"], p["s"], p["c"], bn_train, 1 - cfg.bn_momentum, cfg.eps_bn)
+            y = acts_fn[s.act](u)
+            acts[s.name] = y * gates[s.name] if s.gated else y
+        return acts
+
+    def masks(layers):
+        return {s.name: (torch.rand(B, len(theta[s.name]), generator=gen, dtype=tdt)
+                         < theta[s.name].clamp(cfg.eps_xi, 1 - cfg.eps_xi)).to(tdt) for s in layers if s.gated}
+
+    def expected(*nets):
+        return {s.name: theta[s.name] for n in nets for s in specs.get(n, ()) if s.gated}
+
+    def tanh_gaussian(out, eps):
+        mu, lam = out[:, :A], out[:, A:]
+        ls = -5.0 + 3.5 * (torch.tanh(lam) + 1.0)
+        x = mu + ls.exp() * eps
+        log_jac = 2.0 * (LOG_2 - x - F.softplus(-2.0 * x))
+        return torch.tanh(x), (-0.5 * eps ** 2 - ls - 0.5 * LOG_2PI - log_jac).sum(1)
+
+    def q_values(P, feats, a):
+        inputs = {k: v for k, v in feats.items() if not k.startswith("ofenet/a")}
+        inputs["act"] = a
+        acts = forward(action_l + specs["critic1"] + specs["critic2"], inputs,
+                       expected("ofenet", "critic1", "critic2"), {**params, **P})
+        return acts["critic1/out"][:, 0], acts["critic2/out"][:, 0]
+
+    def gated_step(net, inputs, loss_of_acts, bn_train=False):
+        """Average of `passes` pathwise gradients, pair θ-gradient, Adam, θ-step (η_θ tiny as in xiref)."""
+        ells, xis = [], []
+        opts[net].zero_grad()
+        for m in range(passes):
+            xi = masks(specs[net])
+            ell = loss_of_acts(forward(specs[net], inputs, xi, bn_train=bn_train, update_stats=m == 0))
+            (ell.mean() / passes).backward()
+            ells.append(ell.detach())
+            xis.append(xi)
+        opts[net].step()
+        if cfg.gated:                                     # Eq. (22)-(23) pair, (32)
+            diff = ells[0] - ells[1]
+            for s in specs[net]:
+                if s.gated:
+                    tt = theta[s.name].clamp(cfg.eps_xi, 1 - cfg.eps_xi)
+                    g = (diff @ (xis[0][s.name] - tt) - diff @ (xis[1][s.name] - tt)) / (tt * (1 - tt)) / (2 * B)
+                    theta[s.name] = (theta[s.name] - 1e-12 * g).clamp(0.0, 1.0)
+
+    def update(batch):
+        obs, act, rew, obs2, done = (torch.from_numpy(x) for x in batch)
+        if cfg.ofenet:
+            T = cfg.target_dim
+            gated_step("ofenet", {"obs": obs, "act": act},
+                       lambda acts: ((acts["ofenet/head"] - obs2[:, :T]) ** 2).mean(1), bn_train=True)
+        alpha = log_alpha.detach().exp()
+        with torch.no_grad():
+            f_next = forward(state_l, {"obs": obs2}, expected("ofenet"))
+            a2, lp2 = tanh_gaussian(forward(specs["actor"], f_next, expected("actor"))["actor/out"],
+                                    torch.randn(B, A, generator=gen, dtype=tdt))
+            q1t, q2t = q_values(target, f_next, a2)
+            y = rew + cfg.gamma * (1 - done) * (torch.minimum(q1t, q2t) - alpha * lp2)
+            feats = forward(state_l + action_l, {"obs": obs, "act": act}, expected("ofenet"))
+        for k in ("critic1", "critic2"):
+            gated_step(k, feats, lambda acts, k=k: (acts[k + "/out"][:, 0] - y) ** 2)
+        f_actor = {k: v for k, v in feats.items() if k != "act" and not k.startswith("ofenet/a")}
+        eps = torch.randn(B, A, generator=gen, dtype=tdt)
+
+        def actor_loss(acts):
+            a, lp = tanh_gaussian(acts["actor/out"], eps)
+            q1, q2 = q_values({}, f_actor, a)
+            return alpha * lp - torch.minimum(q1, q2)
+        # OFENet's action block and the critics are frozen in the actor loss: no weight gradients there
+        frozen = [t for n in ("ofenet", "critic1", "critic2") for s in specs.get(n, ())
+                  for t in params[s.name].values()]
+        for t in frozen:
+            t.requires_grad_(False)
+        gated_step("actor", f_actor, actor_loss)
+        for t in frozen:
+            t.requires_grad_(True)
+        with torch.no_grad():
+            _, lp = tanh_gaussian(forward(specs["actor"], f_actor, expected("actor"))["actor/out"],
+                                  torch.randn(B, A, generator=gen, dtype=tdt))
+        opt_alpha.zero_grad()
+        (-(log_alpha * (lp - A)).mean()).backward()        # Eq. (13), target entropy −A
+        opt_alpha.step()
+        with torch.no_grad():                              # Eq. (14)
+            tp = [t for p in target.values() for t in p.values()]
+            op = [params[k][n] for k, p in target.items() for n in p]
+            torch._foreach_lerp_(tp, op, cfg.tau)
+    return update
+
+
+# ---------------------------------------------------------------------- main
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--method", choices=METHODS, default="xinet")
+    ap.add_argument("--obs-dim", type=int, default=11)
+    ap.add_argument("--act-dim", type=int, default=3)
+    ap.add_argument("--hidden", type=int, default=256)
+    ap.add_argument("--batch", type=int, default=256)
+    ap.add_argument("--ofe-layers", type=int, default=6)
+    ap.add_argument("--ofe-units", type=int, default=40)
+    ap.add_argument("--dtype", choices=("float64", "float32"), default="float64")
+    ap.add_argument("--prune-fraction", type=float, default=0.0, help="fraction of gated units removed first (xinet)")
+    ap.add_argument("--repeats", type=int, default=100)
+    ap.add_argument("--warmup", type=int, default=10)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--gemm-seconds", type=float, default=0.3, help="time spent per GEMM shape")
+    ap.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
+    args = ap.parse_args(argv)
+    if not 0.0 <= args.prune_fraction < 1.0:
+        ap.error("--prune-fraction must lie in [0, 1)")
+    if args.prune_fraction and args.method != "xinet":
+        ap.error("--prune-fraction needs --method xinet (only gated units can be pruned)")
+    if min(args.repeats, args.batch, args.hidden, args.obs_dim, args.act_dim) < 1 or args.warmup < 0:
+        ap.error("--repeats, --batch, --hidden, --obs-dim, --act-dim must be positive, --warmup >= 0")
+
+    dtype, threads = np.dtype(args.dtype), blas_threads()
+    rng = np.random.default_rng(args.seed)
+    agent = make_agent(args, dtype)
+    removed = prune_fraction(agent, args.prune_fraction, rng) if args.prune_fraction else {}
+    before = widths(agent)
+    batches = make_batches(args, dtype, rng)
+    k = [0]
+
+    def one_update():
+        k[0] += 1
+        xiref_update(agent, batches[k[0] % len(batches)], rng)
+
+    wall, cpu = time_calls(one_update, args.repeats, args.warmup)
+    times, cpu_us = quantiles(wall), statistics.median(cpu) * 1e6
+    with count_flops() as flops:
+        one_update()
+    flops = flops[0]
+    prune_us = statistics.median(time_calls(agent.prune, 20, 1)[0]) * 1e6   # nothing left to prune: its fixed cost
+    if widths(agent) != before:
+        sys.exit("bench_update: error: units were pruned while timing")
+    # typical GEMM shapes of the update: hidden×hidden, and the OFENet-fed critic input
+    K = args.obs_dim + 2 * args.ofe_layers * args.ofe_units + args.act_dim
+    gemm = gemm_rates([(args.batch, args.hidden, args.hidden), (args.batch, K, args.hidden)], dtype, rng,
+                      args.gemm_seconds)
+    peak = max(gemm.values())
+
+    torch_times = None
+    upd = None if args.no_torch else torch_update(agent, args, dtype, threads)
+    if upd is not None:
+        kt = [0]
+
+        def torch_one():
+            kt[0] += 1
+            upd(batches[kt[0] % len(batches)])
+        t_wall, t_cpu = time_calls(torch_one, args.repeats, args.warmup)
+        torch_times, torch_cpu_us = quantiles(t_wall), statistics.median(t_cpu) * 1e6
+
+    us = times["median"] * 1e6
+    res = {"method": args.method, "dtype": args.dtype, "us_per_update": round(us, 1),
+           "flops_per_update": int(flops), "gflops": round(flops / us / 1e3, 3),
+           "gemm_peak_gflops": round(peak, 3),
+           "torch_us_per_update": None if torch_times is None else round(torch_times["median"] * 1e6, 1),
+           "prune_fraction": args.prune_fraction,
+           "us_p25": round(times["p25"] * 1e6, 1), "us_p75": round(times["p75"] * 1e6, 1),
+           "cpu_us_per_update": round(cpu_us, 1),
+           "torch_cpu_us_per_update": None if torch_times is None else round(torch_cpu_us, 1),
+           "gemm_fraction": round(flops / us / 1e3 / peak, 4),
+           "gemm_gflops": {k: round(v, 3) for k, v in gemm.items()},
+           "torch_gflops": None if torch_times is None else round(flops / torch_times["median"] / 1e9, 3),
+           "prune_call_us": round(prune_us, 1), "units_removed": int(sum(removed.values())),
+           "params": int(sum(a.size for p in agent.params.values() for n, a in p.items() if n in ("W", "b", "s", "c"))),
+           "batch": args.batch, "hidden": args.hidden, "obs_dim": args.obs_dim, "act_dim": args.act_dim,
+           "ofe_layers": args.ofe_layers, "ofe_units": args.ofe_units, "repeats": args.repeats,
+           "warmup": args.warmup, "blas_threads": threads}
+    rows = [("method / dtype", f"{args.method} / {args.dtype}"),
+            ("prune fraction", f"{args.prune_fraction:g} "
+                               f"({res['units_removed']} units removed, {res['params']} params)"),
+            ("xiref update", f"{us:10.1f} µs  (p25 {res['us_p25']:.1f}, p75 {res['us_p75']:.1f}; "
+                             f"{args.repeats} updates after {args.warmup}; CPU time {cpu_us:.1f} µs)"),
+            ("GEMM FLOPs / update", f"{flops / 1e6:10.2f} MFLOP"),
+            ("xiref rate", f"{res['gflops']:10.2f} GFLOP/s  ({100 * res['gemm_fraction']:.1f} % of GEMM peak)")]
+    rows += [(f"numpy GEMM {k}", f"{v:10.2f} GFLOP/s") for k, v in gemm.items()]
+    if torch_times is None:
+        rows.append(("torch update", "      n/a  (torch not importable or --no-torch)"))
+    else:
+        rows.append(("torch update", f"{res['torch_us_per_update']:10.1f} µs  ({res['torch_gflops']:.2f} GFLOP/s; "
+                                     f"xiref/torch = {us / res['torch_us_per_update']:.2f})"))
+    rows.append(("agent.prune() (nothing to do)", f"{prune_us:10.1f} µs"))
+    rows.append(("BLAS threads", f"{threads}"))
+    for name, text in rows:
+        print(f"{name:<32}{text}")
+    print(json.dumps(res))
+    return res
+
+
+if __name__ == "__main__":
+    main()

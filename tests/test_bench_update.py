@@ -1,0 +1,64 @@
+"""examples/bench_update.py on tiny networks: it runs for every method, its last line is the JSON record, the
+FLOP count of plain SAC equals the count by hand, and pruning shrinks the timed networks."""
+import json
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "examples"))
+import bench_update  # noqa: E402
+
+TINY = ["--hidden", "16", "--batch", "32", "--obs-dim", "5", "--act-dim", "2", "--ofe-layers", "2",
+        "--ofe-units", "4", "--repeats", "3", "--warmup", "1", "--no-torch", "--gemm-seconds", "0.01"]
+KEYS = {"method", "dtype", "us_per_update", "flops_per_update", "gflops", "gemm_peak_gflops",
+        "torch_us_per_update", "prune_fraction"}
+
+
+def run(capsys, *flags):
+    bench_update.main(list(TINY) + list(flags))
+    return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("method", ["sac", "ofe", "xinet"])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_runs_and_reports(capsys, method, dtype):
+    res = run(capsys, "--method", method, "--dtype", dtype)
+    assert KEYS <= set(res)
+    assert res["method"] == method and res["dtype"] == dtype and res["torch_us_per_update"] is None
+    assert res["us_per_update"] > 0 and res["flops_per_update"] > 0 and res["gemm_peak_gflops"] > 0
+
+
+def test_sac_flops_by_hand(capsys):
+    """One SAC update: target (actor + 2 target critics), 2 critic steps, actor step through both critics,
+    α's actor forward. Fa, Fc: one forward of actor / critic; dh of the first layer only where 'act' needs it."""
+    B, O, A, H = 32, 5, 2, 16
+    Fa = 2 * B * (O * H + H * H + H * 2 * A)
+    Fc = 2 * B * ((O + A) * H + H * H + H)
+    critics = 2 * (Fc + Fc + 2 * B * (H * H + H))                     # forward, dW, dh of layers 2-3
+    actor = Fa + 2 * Fc + 2 * Fc + Fa + 2 * B * (H * H + H * 2 * A)    # critics: forward and dh only
+    assert run(capsys, "--method", "sac")["flops_per_update"] == (Fa + 2 * Fc) + critics + actor + Fa
+
+
+def test_prune_fraction_removes_units(capsys):
+    full = run(capsys, "--method", "xinet")
+    half = run(capsys, "--method", "xinet", "--prune-fraction", "0.5")
+    assert full["units_removed"] == 0 and half["units_removed"] > 0
+    assert half["params"] < full["params"] and half["flops_per_update"] < full["flops_per_update"]
+
+
+def test_bad_arguments_exit_cleanly():
+    for flags in (["--prune-fraction", "0.5", "--method", "sac"], ["--prune-fraction", "1.5"]):
+        with pytest.raises(SystemExit) as exc:
+            bench_update.main(list(TINY) + flags)
+        assert exc.value.code == 2
+
+
+@pytest.mark.parametrize("method", ["sac", "ofe", "xinet"])
+def test_torch_comparison_runs_when_torch_is_installed(capsys, method):
+    pytest.importorskip("torch")
+    flags = [f for f in TINY if f != "--no-torch"]
+    bench_update.main(flags + ["--method", method, "--dtype", "float32"] +
+                      (["--prune-fraction", "0.25"] if method == "xinet" else []))
+    res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert res["torch_us_per_update"] > 0
