@@ -213,7 +213,8 @@ class Run:
                 "ofenet_params": now["ofenet_params"], "ofenet_params_initial": init["ofenet_params"],
                 "macs": now["macs"], "macs_initial": init["macs"], "cost": now["cost"],
                 "alive_units": alive_units(self.agent), "seconds": round(seconds, 2),
-                "steps_per_second": round(steps_per_second, 2), "xiref_version": __version__}
+                "steps_per_second": round(steps_per_second, 2), "xiref_version": __version__,
+                "xiref_commit": source_commit()}
 
     # ---------------------------------------------------------------- persistence (xiref/runstate.py)
     def save(self):
@@ -221,6 +222,20 @@ class Run:
 
     def restore(self):
         restore_run(self)
+
+
+def source_commit():
+    """The git commit of the xiref source tree ('-dirty' with local changes), or None outside a checkout."""
+    import subprocess
+    here = os.path.dirname(os.path.abspath(__file__))
+    try:
+        head = subprocess.run(["git", "-C", here, "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", here, "status", "--porcelain", "--", "."], capture_output=True,
+                               text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return (head + ("-dirty" if dirty else "")) or None
 
 
 def csv_text(rows):
