@@ -1,4 +1,4 @@
-"""Command line: `python -m xiref {train,plot,export} …` (also the `xiref` console script).
+"""Command line: `python -m xiref {train,plot,export,reference} …` (also the `xiref` console script).
 
 User errors end with one line `xiref: error: …` and exit status 2, never a traceback.
 """
@@ -54,6 +54,10 @@ def build_parser():
     pl = sub.add_parser("plot", help="learning curves (mean ± std over runs) to PNG")
     pl.add_argument("runs", nargs="+", help="run directories (grouped by method)")
     pl.add_argument("--out", default="", help="output PNG (default: <first run>/curves.png)")
+    rf = sub.add_parser("reference", help="write golden vectors (values and gradients of every component, "
+                                          "docs/REFERENCE.md) as .npz files plus manifest.json")
+    rf.add_argument("--out", required=True, help="output directory (created if needed)")
+    rf.add_argument("--seed", type=int, default=0, help="seed of the random inputs (tests/golden: 0)")
     return ap
 
 
@@ -79,11 +83,17 @@ def cmd_export(args):
     print(f"wrote {export_run(args.run, args.out)}")
 
 
+def cmd_reference(args):
+    from .reference import write
+    print(f"wrote {write(args.out, args.seed)}")
+
+
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        {"train": cmd_train, "plot": cmd_plot, "export": cmd_export}[args.command](args)
+        {"train": cmd_train, "plot": cmd_plot, "export": cmd_export,
+         "reference": cmd_reference}[args.command](args)
     except UserError as exc:
         print(f"xiref: error: {exc}", file=sys.stderr)
         return 2

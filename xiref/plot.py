@@ -41,6 +41,10 @@ def plot_runs(run_dirs, out=""):
     groups = defaultdict(list)
     for d in run_dirs:
         cfg, rows = _load(d)
+        # eval_return repeats the latest evaluation on every log row: keep the rows an evaluation was made at
+        for r in rows:
+            if int(r["step"]) % int(cfg["eval_every"]) and int(r["step"]) != int(cfg["steps"]):
+                r["eval_return"] = ""
         groups[(cfg["env"], cfg["method"])].append(rows)
     out = out or os.path.join(run_dirs[0], "curves.png")
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.5))
