@@ -40,7 +40,7 @@ def _parse_ints(s):
 
 
 def build_parser():
-    from .train import TrainConfig
+    from .config import TrainConfig
     ap = argparse.ArgumentParser(prog="xiref", description="XiNet reference implementation (NumPy)")
     sub = ap.add_subparsers(dest="command", required=True)
     tr = sub.add_parser("train", help="train sac | ofe | xinet | ofe-small on a gymnasium MuJoCo task")
@@ -62,7 +62,8 @@ def build_parser():
 
 
 def cmd_train(args):
-    from .train import TrainConfig, train
+    from .config import TrainConfig
+    from .train import train
     cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
     echo = (lambda *_: None) if args.quiet else (lambda s: print(s, flush=True))
     summary = train(cfg, resume=args.resume, overwrite=args.overwrite, echo=echo)

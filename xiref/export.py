@@ -8,8 +8,9 @@ critics; targets and optimiser state are not exported):
     __wiring__       uint8 JSON: [{"name", "inputs", "act"}, …] in forward order, and the free inputs
     __meta__         uint8 JSON: env, method, step, action scale and bias, xiref version
 
-Folding is exact algebra: BN(u) = s (u − m)/√(v + ε) + c is affine, so it moves into W and b; a gate θ_j
-scales unit j's output, which every consumer reads through one row of its W, so it moves into those rows.
+Folding is exact algebra: BN(u) = s (u − m)/√(v + ε) + c (Eq. (2′), inference statistics) is affine, so it
+moves into W and b; a gate θ_j scales unit j's output (expected-gate forward, Eq. (3)), which every
+consumer reads through one row of its W, so it moves into those rows.
 The exported networks are therefore ungated and BN-free, and `load_policy(FILE)` acts exactly (up to
 floating-point rounding) like the run's final deterministic policy tanh(μ).
 """
@@ -31,9 +32,10 @@ def fold(agent):
         W, b = p["W"].astype(np.float64), p["b"].astype(np.float64)
         if spec.bn:
             st = agent.stats[spec.name]
+            # BN(hW + b) = (hW + b − m) s/√(v+ε) + c = h W' + b'                      Eq. (2′)
             k = p["s"] / np.sqrt(st["var"] + cfg.eps_bn)            # s/√(v+ε)
             W, b = W * k, (b - st["mean"]) * k + p["c"]
-        # a gated source's units reach this layer scaled by θ: fold θ into their rows
+        # a gated source's units reach this layer as θ_j φ_j (Eq. 3): fold θ into their rows
         scale = np.concatenate([np.ones(w) if src in wr.free_widths or not wr.layer(src).gated
                                 else agent.theta[src] for src, w in zip(spec.inputs, wr.source_widths(spec, agent.theta))]
                                ) if spec.inputs else np.ones(0)
@@ -44,7 +46,8 @@ def fold(agent):
 def export_run(run_dir, out_path):
     """Load RUN_DIR's checkpoint into an agent and write the folded networks to out_path (atomic)."""
     import os
-    from .train import Run, config_from_dict
+    from .config import config_from_dict
+    from .train import Run
     if os.path.isdir(out_path) or not os.path.isdir(os.path.dirname(os.path.abspath(out_path))):
         raise UserError(f"--out {out_path}: not a file in an existing directory")
     if os.path.abspath(out_path) == os.path.abspath(os.path.join(run_dir, "checkpoint.npz")):

@@ -5,7 +5,7 @@ from . import wiring as W
 
 
 def sizes(agent):
-    """Real and expected sizes of the agent now: params, OFENet params, C(θ), multiply-adds (Eq. 28, 30)."""
+    """Real and expected sizes of the agent now: params, OFENet params, C(θ), multiply-adds, Eq. (28), (30)."""
     wr, theta = agent.wiring, agent.theta
     current = {k: np.ones(len(v)) for k, v in theta.items()}
     ofe = ("ofenet",) if agent.cfg.ofenet else ()
@@ -17,9 +17,9 @@ def sizes(agent):
 
 
 def alive_units(agent):
-    """Current width of every hidden layer (gated or not), in wiring order."""
-    return {s.name: int(agent.params[s.name]["b"].shape[0]) for s in agent.wiring.layers if not s.name.endswith("out")
-            and s.name != "ofenet/head"}
+    """Current width of every hidden layer (a layer other layers read; gated or not), in wiring order."""
+    wr = agent.wiring
+    return {s.name: int(agent.params[s.name]["b"].shape[0]) for s in wr.layers if wr.consumers(s.name)}
 
 
 def theta_histogram(agent, net):

@@ -9,98 +9,21 @@ import json
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict
 
 import numpy as np
 
 from . import __version__
 from . import checkpoint as ckpt
 from . import ofenet as OF
-from .agent import Agent, AgentConfig
+from .agent import Agent
 from .buffer import ReplayBuffer
+from .config import METHODS, TrainConfig, config_from_dict, resolve_method, validate  # noqa: F401 (re-exported)
 from .envs import UserError, env_dims, make_env
 from .metrics import alive_units, progress_row, sizes
 from .runstate import restore_run, save_run
 
-METHODS = ("sac", "ofe", "xinet", "ofe-small")
 RUN_FILES = ("checkpoint.npz", "checkpoint.npz.tmp", "progress.csv", "timing.csv", "summary.json", "curves.png")
-
-
-@dataclass
-class TrainConfig(AgentConfig):
-    """A run: environment, method, budget and schedule, plus every AgentConfig field."""
-    env: str = "InvertedPendulum-v5"   # gymnasium id (MuJoCo v5 tasks)
-    method: str = "xinet"              # sac | ofe | xinet | ofe-small
-    steps: int = 30000                 # environment steps
-    seed: int = 0                      # seed of env, action space and the agent's generator
-    out: str = "runs/default"          # run directory
-    batch: int = 256                   # minibatch size (SAC and OFENet)
-    buffer_size: int = 1_000_000       # replay capacity
-    start_steps: int = 5000            # uniformly random steps before learning starts
-    ofe_pretrain_steps: int = 10000    # OFENet updates on the random data before SAC starts
-    theta_delay_ofenet: int = 0        # extra steps after pre-training before OFENet's θ moves
-    theta_delay_sac: int = 5000        # steps after learning starts before the SAC nets' θ move
-    eval_every: int = 5000             # evaluation period in steps
-    eval_episodes: int = 5             # episodes per evaluation
-    log_every: int = 1000              # progress period in steps
-    checkpoint_every: int = 10000      # checkpoint period in steps
-    widths_from: str = ""              # ofe-small: XiNet run directory whose final OFENet widths to use
-    dtype: str = "float64"             # float64 (reference) or float32 (fast path)
-
-
-def validate(cfg):
-    """One clear message per impossible setting."""
-    checks = [
-        (cfg.method in METHODS, f"unknown method {cfg.method!r}; choose one of {', '.join(METHODS)}"),
-        (cfg.steps > 0, f"--steps must be positive, got {cfg.steps}"),
-        (cfg.batch > 0, f"--batch must be positive, got {cfg.batch}"),
-        (cfg.buffer_size >= cfg.batch, f"--batch {cfg.batch} is larger than --buffer-size {cfg.buffer_size}"),
-        (cfg.start_steps >= cfg.batch, f"--start-steps {cfg.start_steps} must be >= --batch {cfg.batch}"),
-        (cfg.beta >= 0, f"--beta must be >= 0, got {cfg.beta}"),
-        (all(b == -1.0 or b >= 0 for b in (cfg.beta_ofenet, cfg.beta_actor, cfg.beta_critic)),
-         "--beta-ofenet, --beta-actor and --beta-critic must be >= 0 (or -1: use --beta)"),
-        (0 < cfg.eps_xi < 0.5, f"--eps-xi must lie in (0, 0.5), got {cfg.eps_xi}"),
-        (cfg.eta_theta > 0, f"--eta-theta must be positive, got {cfg.eta_theta}"),
-        (0 <= cfg.mu_theta < 1, f"--mu-theta must lie in [0, 1), got {cfg.mu_theta}"),
-        (cfg.baseline in ("none", "loo", "pair"), f"unknown baseline {cfg.baseline!r} (none, loo, pair)"),
-        (0 < cfg.gamma <= 1 and 0 < cfg.tau <= 1, "--gamma and --tau must lie in (0, 1]"),
-        (min(cfg.lr_actor, cfg.lr_critic, cfg.lr_alpha, cfg.lr_ofenet) > 0, "learning rates must be positive"),
-        (cfg.init_alpha > 0, f"--init-alpha must be positive, got {cfg.init_alpha}"),
-        (cfg.eval_every > 0 and cfg.eval_episodes > 0 and cfg.log_every > 0 and cfg.checkpoint_every > 0,
-         "--eval-every, --eval-episodes, --log-every and --checkpoint-every must be positive"),
-        (all(h > 0 for h in cfg.hidden), f"--hidden widths must be positive, got {cfg.hidden}"),
-        (cfg.ofe_layers > 0 and cfg.ofe_units > 0, "--ofe-layers and --ofe-units must be positive"),
-        (cfg.dtype in ("float64", "float32"), f"--dtype must be float64 or float32, got {cfg.dtype}"),
-        (cfg.method != "ofe-small" or cfg.widths_from, "--method ofe-small needs --widths-from RUN_DIR"),
-    ]
-    for ok, msg in checks:
-        if not ok:
-            raise UserError(msg)
-
-
-def resolve_method(cfg):
-    """Set the AgentConfig switches that a method implies."""
-    cfg.ofenet = cfg.method != "sac"
-    cfg.gated = cfg.method == "xinet"
-    if cfg.method == "ofe-small":
-        cfg.ofe_widths = tuple(widths_from_run(cfg.widths_from, cfg.ofe_layers))
-    return cfg
-
-
-def widths_from_run(run_dir, n_layers):
-    """Final OFENet per-layer widths (state block, then action block) of a finished XiNet run."""
-    path = os.path.join(run_dir, "summary.json")
-    if not os.path.exists(path):
-        raise UserError(f"--widths-from {run_dir}: no summary.json (is it a finished run?)")
-    with open(path) as f:
-        summary = json.load(f)
-    if summary.get("method") != "xinet":
-        raise UserError(f"--widths-from {run_dir} is a {summary.get('method')!r} run, not an xinet run")
-    alive = summary["alive_units"]
-    names = [f"ofenet/s{k + 1}" for k in range(n_layers)] + [f"ofenet/a{k + 1}" for k in range(n_layers)]
-    if not all(n in alive for n in names):
-        raise UserError(f"--widths-from {run_dir}: its OFENet does not have {n_layers} layers per block")
-    return [int(alive[n]) for n in names]
 
 
 class Run:
@@ -143,12 +66,12 @@ class Run:
         if self.step < cfg.start_steps:
             a = self.rng.uniform(-1.0, 1.0, self.act_dim)             # random phase, agent's generator
         else:
-            a = self.agent.act(self.obs[None], self.rng)[0]
+            a = self.agent.act(self.obs[None], self.rng)[0]          # expected gates, Eq. (3)
         obs_next, r, terminated, truncated, _ = self.env.step(self.scale * a + self.bias)
         obs_next = self._check_obs(obs_next, "step")
         if not np.isfinite(r):
             raise UserError(f"{cfg.env} returned a non-finite reward at step {self.step}")
-        # d = 1 only on termination; truncation bootstraps (§0)
+        # d = 1 only on termination, so a truncation still bootstraps in y, Eq. (10)
         self.buffer.add(self.obs, a, r, obs_next, float(terminated))
         self.ep_return += float(r)
         self.ep_len += 1
@@ -186,21 +109,19 @@ class Run:
                 agent.update_ofenet(self.buffer.sample(self.rng, cfg.batch), self.rng)
         m = {}
         if cfg.ofenet:
+            # θ-steps (Eq. 32) start after the warm-ups (§7 Choice)
             theta_on = self.step >= cfg.start_steps + cfg.theta_delay_ofenet
             m.update(agent.update_ofenet(self.buffer.sample(self.rng, cfg.batch), self.rng, theta_on))
         theta_on = self.step >= cfg.start_steps + cfg.theta_delay_sac
         m.update(agent.update_sac(self.buffer.sample(self.rng, cfg.batch), self.rng, theta_on))
         if cfg.gated:
-            agent.prune()
+            agent.prune()                                              # units at θ = 0, §7
         bad = [k for k, v in m.items() if not math.isfinite(v)]
         if bad:
             raise FloatingPointError(f"non-finite {', '.join(bad)} at step {self.step}")
         self.last_metrics = m
 
     # ---------------------------------------------------------------- reporting
-    def agent_sizes(self):
-        return sizes(self.agent)
-
     def summary(self, seconds, steps_per_second):
         """Final JSON: the CLI's last line and summary.json (§9)."""
         evals = [e[1] for e in self.evals]
@@ -275,7 +196,7 @@ def train(cfg, resume=False, overwrite=False, echo=print):
     elif resume:
         raise UserError(f"--resume: no checkpoint in {cfg.out}")
     if run.params_initial is None:
-        run.params_initial = run.agent_sizes()
+        run.params_initial = sizes(run.agent)
     ckpt.atomic_write_text(cfg_path, json.dumps(asdict(run.cfg), indent=1))
     t0, s0 = time.time(), run.step
     t_prev, s_prev = t0, run.step
@@ -316,9 +237,3 @@ def format_row(row, sps):
             "alpha", "params", "ofenet_params")
     parts = [f"{k} {row[k]}" for k in keys if k in row and row[k] != ""]
     return "  ".join(parts) + f"  steps/s {sps:.1f}"
-
-
-def config_from_dict(d):
-    known = {f.name for f in fields(TrainConfig)}
-    d = {k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items() if k in known}
-    return TrainConfig(**d)

@@ -138,17 +138,18 @@ def agent_wiring(obs_dim, act_dim, hidden=(256, 256), ofenet=None, gated=True):
 
 
 # ------------------------------------------------------------------ cost, Eq. (26)–(30)
-def _expected_widths(wiring, spec, theta):
-    """Eq. (26): n̄_in = n_free + Σ_k θ_k over gated inputs,  n̄_out = Σ_j θ_j (or n_out)."""
+def _out_widths(wiring, theta):
+    """n̄_out of every layer, Σ_j θ_j (or n_out if ungated), each summed once.  Eq. (26)"""
+    return {s.name: (np.sum(theta[s.name]) if s.gated else float(s.n_out)) for s in wiring.layers}
+
+
+def _in_width(wiring, spec, n_out):
+    """n̄_in = n_free + Σ_k θ_k over gated inputs.  Eq. (26)"""
     free = wiring.free_widths
     n_in = 0.0
     for src in spec.inputs:
-        n_in = n_in + (free[src] if src in free else _out_expected(wiring.layer(src), theta))
-    return n_in, _out_expected(spec, theta)
-
-
-def _out_expected(spec, theta):
-    return np.sum(theta[spec.name]) if spec.gated else float(spec.n_out)
+        n_in = n_in + (free[src] if src in free else n_out[src])
+    return n_in
 
 
 def cost(wiring, theta):
@@ -156,47 +157,37 @@ def cost(wiring, theta):
 
     Plain NumPy without in-place updates: autograd differentiates it (tests/test_cost.py).
     """
-    total = 0.0
+    total, n_out = 0.0, _out_widths(wiring, theta)
     for spec in wiring.layers:
-        n_in, n_out = _expected_widths(wiring, spec, theta)
+        n_in, m = _in_width(wiring, spec, n_out), n_out[spec.name]
         # C_layer = n̄_in n̄_out + n̄_out + 2 n̄_out [BN]      Eq. (27)
-        total = total + n_in * n_out + n_out + (2.0 * n_out if spec.bn else 0.0)
+        total = total + n_in * m + m + (2.0 * m if spec.bn else 0.0)
     return total
 
 
 def cost_grad(wiring, theta, net=None):
     """∂C/∂θ_j = (n̄_in of j's layer + 1 + 2[BN]) + Σ_{consumers c} n̄_out(c).  Eq. (29)
 
-    For every gated layer, or only those of network `net`. Each n̄_out = Σ_k θ_k is summed once per call.
+    For every gated layer, or only those of network `net`.
     """
-    free, n_out = wiring.free_widths, {}
-
-    def width(name):                                                   # n̄_out of a layer, Eq. (26)
-        if name not in n_out:
-            n_out[name] = _out_expected(wiring.layer(name), theta)
-        return n_out[name]
-
+    n_out = _out_widths(wiring, theta)
     grad = {}
     for spec in (wiring.layers if net is None else wiring.net_layers(net)):
         if not spec.gated:
             continue
-        n_in = 0.0
-        for src in spec.inputs:                                        # n̄_in, Eq. (26)
-            n_in = n_in + (free[src] if src in free else width(src))
-        g = n_in + 1.0 + (2.0 if spec.bn else 0.0)
+        g = _in_width(wiring, spec, n_out) + 1.0 + (2.0 if spec.bn else 0.0)
         for consumer in wiring.consumers(spec.name):
-            g = g + width(consumer.name)
+            g = g + n_out[consumer.name]
         grad[spec.name] = np.full(len(theta[spec.name]), g, dtype=np.float64)
     return grad
 
 
 def macs(wiring, theta, nets=None):
     """Expected forward multiply-adds per example, Σ_layers n̄_in n̄_out.  Eq. (30)"""
-    total = 0.0
+    total, n_out = 0.0, _out_widths(wiring, theta)
     for spec in wiring.layers:
         if nets is None or spec.net in nets:
-            n_in, n_out = _expected_widths(wiring, spec, theta)
-            total = total + n_in * n_out
+            total = total + _in_width(wiring, spec, n_out) * n_out[spec.name]
     return float(total)
 
 
