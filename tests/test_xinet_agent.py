@@ -203,6 +203,26 @@ def test_agent_prune_preserves_every_output_and_state():
     assert agent.prune() == {}
 
 
+@pytest.mark.parametrize("frozen", ["ofenet", "actor", "critic"])
+def test_per_network_eta_theta(frozen):
+    """η_θ of one network (Eq. 32) moves only that network's θ: frozen at a tiny η, the others move."""
+    agent, rng = make_agent(1)
+    agent.cfg.eta_theta, agent.cfg.eps_xi = 0.5, 0.01
+    setattr(agent.cfg, f"eta_theta_{frozen}", 1e-12)
+    assert agent.knob("critic2", "eta_theta") == (1e-12 if frozen == "critic" else 0.5)
+    agent.cfg.beta = 5.0
+    for _ in range(3):
+        batch = random_batch(rng)
+        agent.update_ofenet(batch, rng, update_theta=True)
+        agent.update_sac(batch, rng, update_theta=True)
+    for net in ("ofenet", "actor", "critic1", "critic2"):
+        moved = max(float(np.max(np.abs(agent.theta[s.name] - 1.0))) for s in agent.specs(net) if s.gated)
+        if net.startswith(frozen):
+            assert moved < 1e-9, net
+        else:
+            assert moved > 1e-3, net
+
+
 # ================================================================== shared tiny runs
 TINY = dict(env="InvertedPendulum-v5", steps=600, start_steps=300, ofe_pretrain_steps=20, eval_every=200,
             eval_episodes=1, log_every=100, checkpoint_every=200, hidden=(16, 16), ofe_layers=2, ofe_units=4,
@@ -227,13 +247,13 @@ def restore(run_dir):
     return r
 
 
-RUNS = {
+RUNS = {   # float64: the export (float64 arrays) must reproduce the run's actions to 1e-10
     # β = 5, η_θ = 0.2 (as test_train.py): some units of every kind are pruned, not all
     "xinet": dict(method="xinet", beta=5.0, eta_theta=0.2, dtype="float64"),
     # β = 1000: the price dominates every loss
-    "huge-beta": dict(method="xinet", beta=1000.0, eta_theta=0.5),
-    "ofe": dict(method="ofe", steps=400),
-    "sac": dict(method="sac", steps=400),
+    "huge-beta": dict(method="xinet", beta=1000.0, eta_theta=0.5, dtype="float64"),
+    "ofe": dict(method="ofe", steps=400, dtype="float64"),
+    "sac": dict(method="sac", steps=400, dtype="float64"),
 }
 
 

@@ -42,7 +42,10 @@ class AgentConfig:
     beta_ofenet: float = -1.0       # β for OFENet alone (-1: use beta)
     beta_actor: float = -1.0        # β for the actor alone (-1: use beta)
     beta_critic: float = -1.0       # β for each critic (-1: use beta)
-    eta_theta: float = 0.05         # η_θ (Eq. 32)
+    eta_theta: float = 0.05         # η_θ (Eq. 32) for every network
+    eta_theta_ofenet: float = -1.0  # η_θ for OFENet alone (-1: use eta_theta)
+    eta_theta_actor: float = -1.0   # η_θ for the actor alone (-1: use eta_theta)
+    eta_theta_critic: float = -1.0  # η_θ for each critic (-1: use eta_theta)
     mu_theta: float = 0.99          # μ_θ (Eq. 32)
     eps_xi: float = 0.01            # ε_ξ sampling floor (Eq. 4)
     baseline: str = "pair"          # score-function baseline (Eq. 23)
@@ -117,24 +120,28 @@ class Agent:
                                 bn_train=False, eps_bn=self.cfg.eps_bn)
         return acts["critic1/out"][:, 0], acts["critic2/out"][:, 0], (specs, allp, cache)
 
+    def knob(self, net, name):
+        """Per-network value of `beta` or `eta_theta`: its own field unless -1, else the shared one."""
+        own = getattr(self.cfg, f"{name}_{'critic' if net.startswith('critic') else net}")
+        return own if own >= 0 else getattr(self.cfg, name)
+
     # ------------------------------------------------------------------ one network's step
     def _step_net(self, net, mean_loss, grads, g_theta, update_theta):
         """Regulariser (Eq. 16–20), Adam on W (Eq. 31), projected θ-step (Eq. 32)."""
         cfg = self.cfg
         self.loss_scale[net] = xinet.update_loss_scale(self.loss_scale[net], mean_loss, cfg.loss_scale_rate)
         if cfg.gated:
-            own = {"ofenet": cfg.beta_ofenet, "actor": cfg.beta_actor}.get(net, cfg.beta_critic)
-            beta = own if own >= 0 else cfg.beta
+            beta = self.knob(net, "beta")
             kappa = xinet.price(beta, self.loss_scale[net], self.cost_initial)
             grads, g_theta = xinet.add_regulariser(self.wiring, net, self.theta, self.params, grads, g_theta,
                                                    kappa, cfg.lam_w)
         adam_step(self.params, grads, self.opt[net])
         if cfg.gated and update_theta:
-            scale = max(self.loss_scale[net], 1e-12)
+            scale, eta = max(self.loss_scale[net], 1e-12), self.knob(net, "eta_theta")
             for spec in self.specs(net):
                 if spec.gated:
                     new, self.m_theta[spec.name] = theta_step(self.theta[spec.name], self.m_theta[spec.name],
-                                                              g_theta[spec.name], scale, cfg.eta_theta, cfg.mu_theta)
+                                                              g_theta[spec.name], scale, eta, cfg.mu_theta)
                     self.theta[spec.name] = keep_last_units(new, self.theta[spec.name], spec.min_units, cfg.eps_xi)
 
     def prune(self):
