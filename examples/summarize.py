@@ -1,11 +1,20 @@
-"""Summarise finished runs under examples/results/<env>/<method>/seed<k>/ into a Markdown table and plots.
+"""Summarise finished runs under examples/results/<env>/<method>/seed<k>/ into a Markdown table, claims and plots.
 
     python examples/summarize.py [--root examples/results]
 
-Writes <root>/summary.md (mean ± std over seeds of final_return — the mean of the last 10 % of
-evaluations —, OFENet and total parameters, multiply-adds per forward, steps/s) and
-<root>/<env>_curves.png (learning curves mean ± std per method, parameters, alive units of the first xinet
-run) with `xiref plot`. Runs without summary.json (unfinished) are listed separately with their last step.
+Writes <root>/summary.md: per env the table (mean ± std over seeds of final_return — the mean of the last
+10 % of evaluations —, OFENet and total parameters, multiply-adds per forward, steps/s) and the verdicts of
+the two claims (README "Results"), computed from the summaries:
+
+* claim 1: xinet removes ≥ 50 % of OFENet's parameters and keeps ≥ 95 % of the ofe return (means over seeds);
+* claim 2: the xinet return is ≥ the ofe-small return (means over seeds);
+
+then the same verdicts over all envs. Figures, each only when its data exists: <root>/<env>_curves.png
+(`xiref plot`: learning curves mean ± std per method, parameters, alive units of the first xinet run),
+<root>/<env>_return_vs_params.png (final return vs total and OFENet parameters, one marker per seed, mean ±
+std cross per method) and <root>/<env>_alive_units.png (alive units per OFENet layer over time, mean over
+the xinet seeds). Only finished runs (summary.json present) count; unfinished ones are listed with their
+last step. Directories of <root> without <method>/seed<k>/ runs (tuning/, quickstart/) are ignored.
 """
 import argparse
 import glob
@@ -19,11 +28,296 @@ from xiref.plot import plot_runs
 from xiref.train import read_csv
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+REMOVED_MIN = 0.50       # claim 1: fraction of OFENet parameters xinet must remove
+RETURN_MIN = 0.95        # claim 1: fraction of the ofe return xinet must keep
+CLAIM1 = "XiNet removes ≥ 50 % of OFENet's parameters and keeps ≥ 95 % of the `ofe` mean final return"
+CLAIM2 = "the `xinet` mean final return is ≥ the `ofe-small` one"
+METHOD_ORDER = ("sac", "ofe", "xinet", "ofe-small")
 
 
-def mean_std(values, fmt="{:.0f}"):
-    v = np.array(values, dtype=float)
-    return f"{fmt.format(v.mean())} ± {fmt.format(v.std())}" if len(v) else "–"
+# ------------------------------------------------------------------ the maths (no matplotlib)
+def find_runs(root):
+    """{env: {method: [run dirs]}} for every <root>/<env>/<method>/seed<k>/ directory."""
+    envs = {}
+    for d in sorted(glob.glob(os.path.join(root, "*", "*", "seed*"))):
+        if os.path.isdir(d):
+            env, method = d.split(os.sep)[-3:-1]
+            envs.setdefault(env, {}).setdefault(method, []).append(d)
+    return envs
+
+
+def load_finished(run_dirs):
+    """The summary.json of every finished run, each with its directory under "dir"."""
+    out = []
+    for d in run_dirs:
+        path = os.path.join(d, "summary.json")
+        if os.path.exists(path):
+            with open(path) as f:
+                out.append(dict(json.load(f), dir=d))
+    return out
+
+
+def last_step(run_dir):
+    """Last logged step of a run (0 without progress.csv)."""
+    rows = read_csv(os.path.join(run_dir, "progress.csv"))
+    return int(rows[-1]["step"]) if rows else 0
+
+
+def values(summaries, key):
+    """The non-missing values of `key` over runs, as floats."""
+    return [float(s[key]) for s in summaries if s.get(key) is not None]
+
+
+def mean_std(vals):
+    """(mean, std over seeds, n); (None, None, 0) for no values."""
+    v = np.array(vals, dtype=float)
+    return (float(v.mean()), float(v.std()), len(v)) if len(v) else (None, None, 0)
+
+
+def fmt_ms(vals, fmt="{:.0f}"):
+    m, s, n = mean_std(vals)
+    return f"{fmt.format(m)} ± {fmt.format(s)}" if n else "–"
+
+
+def method_order(methods):
+    """sac, ofe, xinet, ofe-small first, any other method after them alphabetically."""
+    return sorted(methods, key=lambda m: (METHOD_ORDER.index(m) if m in METHOD_ORDER else len(METHOD_ORDER), m))
+
+
+def steps_text(summaries):
+    return "/".join(str(s) for s in sorted({int(x["steps"]) for x in summaries}))
+
+
+def table_lines(finished):
+    """Markdown table, one row per method of {method: [summaries]} (methods without finished runs left out)."""
+    lines = ["| method | seeds | steps | final return | OFENet params | total params | multiply-adds / forward "
+             "| steps/s | commits |", "|---|---|---|---|---|---|---|---|---|"]
+    for method in method_order(finished):
+        s = finished[method]
+        if not s:
+            continue
+        commits = sorted({x.get("xiref_commit") or "?" for x in s})
+        lines.append(f"| {method} | {len(s)} | {steps_text(s)} | {fmt_ms(values(s, 'final_return'))} | "
+                     f"{fmt_ms(values(s, 'ofenet_params'))} | {fmt_ms(values(s, 'params'))} | "
+                     f"{fmt_ms(values(s, 'macs'))} | {fmt_ms(values(s, 'steps_per_second'), '{:.1f}')} | "
+                     f"{', '.join(commits)} |")
+    return lines
+
+
+def _return_text(finished, method):
+    m, s, n = mean_std(values(finished.get(method, []), "final_return"))
+    return f"{method} {m:.0f} ± {s:.0f} ({n} seed{'s' * (n != 1)})"
+
+
+def _missing(finished, methods):
+    return [m for m in methods if not values(finished.get(m, []), "final_return")]
+
+
+def _steps_flag(finished, methods):
+    """A warning when the compared runs were trained for different numbers of steps, else None."""
+    steps = {m: steps_text(finished[m]) for m in methods if finished.get(m)}
+    if len({int(x["steps"]) for m in steps for x in finished[m]}) > 1:
+        return "steps differ between the runs compared: " + ", ".join(f"{m} {t}" for m, t in steps.items())
+    return None
+
+
+def claim1(finished):
+    """Claim 1 on one env from {method: [summaries]}: dict(verdict, numbers, flags, removed, ratio)."""
+    xi, ofe = finished.get("xinet", []), finished.get("ofe", [])
+    numbers, flags, removed, ratio = [], [], None, None
+    missing = _missing(finished, ("ofe", "xinet"))
+    final = values(xi, "ofenet_params")
+    initial = values(xi, "ofenet_params_initial")
+    # the unpruned OFENet: xinet's own at step 0, else (older summaries) the ofe runs'
+    own = bool(initial) and len(initial) == len(xi)
+    reference, source = (initial, "xinet at start") if own else (values(ofe, "ofenet_params"), "ofe")
+    if final and reference and np.mean(reference) > 0:
+        removed = 1.0 - np.mean(final) / np.mean(reference)
+        numbers.append(f"OFENet parameters removed {100 * removed:.1f} % ({np.mean(reference):.0f} ({source}) → "
+                       f"{fmt_ms(final)} (xinet, {len(final)} seed{'s' * (len(final) != 1)}))")
+        ofe_sizes = values(ofe, "ofenet_params")
+        if ofe_sizes and own and abs(np.mean(ofe_sizes) - np.mean(initial)) > 0.5:
+            flags.append(f"OFENet sizes differ: xinet started with {np.mean(initial):.0f}, "
+                         f"ofe has {np.mean(ofe_sizes):.0f} parameters")
+    if not missing:
+        x, o = np.mean(values(xi, "final_return")), np.mean(values(ofe, "final_return"))
+        if o > 0:
+            ratio = x / o
+            numbers.append(f"final return {_return_text(finished, 'xinet')} / {_return_text(finished, 'ofe')} "
+                           f"= {100 * ratio:.1f} %")
+        else:
+            numbers.append(f"final return {_return_text(finished, 'xinet')}, {_return_text(finished, 'ofe')}")
+    flag = _steps_flag(finished, ("ofe", "xinet"))
+    flags += [flag] if flag else []
+    if missing:
+        verdict = f"not yet measured (missing: {', '.join(missing)})"
+    elif removed is None:
+        verdict = "not yet measured (missing: OFENet parameter counts)"
+    elif ratio is None:
+        verdict = "not yet measured (ofe mean final return ≤ 0: the 95 % ratio is undefined)"
+    else:
+        verdict = "met" if removed >= REMOVED_MIN and ratio >= RETURN_MIN else "not met"
+    return {"verdict": verdict, "numbers": numbers, "flags": flags, "removed": removed, "ratio": ratio}
+
+
+def claim2(finished):
+    """Claim 2 on one env from {method: [summaries]}: dict(verdict, numbers, flags, difference)."""
+    methods = ("xinet", "ofe-small")
+    missing = _missing(finished, methods)
+    present = [m for m in methods if m not in missing]
+    numbers = [", ".join(_return_text(finished, m) for m in present)] if present else []
+    flag = _steps_flag(finished, methods)
+    if missing:
+        return {"verdict": f"not yet measured (missing: {', '.join(missing)})", "numbers": numbers,
+                "flags": [flag] if flag else [], "difference": None}
+    diff = np.mean(values(finished["xinet"], "final_return")) - np.mean(values(finished["ofe-small"], "final_return"))
+    numbers = [f"{_return_text(finished, 'xinet')} vs {_return_text(finished, 'ofe-small')}, "
+               f"difference {diff:+.0f}"]
+    return {"verdict": "met" if diff >= 0 else "not met", "numbers": numbers, "flags": [flag] if flag else [],
+            "difference": float(diff)}
+
+
+def claim_lines(number, text, claim):
+    """One Markdown bullet: claim, verdict, numbers, warnings."""
+    line = f"- **Claim {number}** ({text}): **{claim['verdict']}**"
+    if claim["numbers"]:
+        line += " — " + "; ".join(claim["numbers"])
+    return [line] + [f"  - ⚠ {f}" for f in claim["flags"]]
+
+
+def overall(per_env):
+    """Verdict over all envs from {env: claim dict}: not met on any env ⇒ not met; met on every env ⇒ met."""
+    if not per_env:
+        return "not yet measured (no runs)"
+    bad = [e for e, c in per_env.items() if c["verdict"] == "not met"]
+    open_ = [f"{e} — {c['verdict'][len('not yet measured ('):-1]}" for e, c in per_env.items()
+             if c["verdict"].startswith("not yet measured")]
+    if bad:
+        return f"not met (on {', '.join(bad)})"
+    if open_:
+        return f"not yet measured ({'; '.join(open_)})"
+    return "met"
+
+
+def alive_curves(progress_runs, prefix="alive:ofenet/"):
+    """{layer: (steps, mean, std)} over runs (lists of progress.csv rows), on the steps common to all runs."""
+    if not progress_runs or not progress_runs[0]:
+        return {}
+    layers = [c[len(prefix):] for c in progress_runs[0][0] if c.startswith(prefix)]
+    out = {}
+    for layer in layers:
+        per_run = [{int(r["step"]): float(r[prefix + layer]) for r in rows if r.get(prefix + layer, "") != ""}
+                   for rows in progress_runs]
+        common = sorted(set.intersection(*[set(p) for p in per_run]))
+        if common:
+            y = np.array([[p[t] for t in common] for p in per_run])
+            out[layer] = (np.array(common), y.mean(axis=0), y.std(axis=0))
+    return out
+
+
+# ------------------------------------------------------------------ figures (matplotlib, Agg)
+def _pyplot():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def _save(fig, out, plt):
+    fig.tight_layout()
+    tmp = out + ".tmp.png"
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    os.replace(tmp, out)
+
+
+def plot_return_vs_params(env, finished, out):
+    """Final return vs total and vs OFENet parameters: a marker per seed, mean ± std cross per method."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    for i, method in enumerate(method_order(finished)):
+        runs = [s for s in finished[method] if s.get("final_return") is not None]
+        if not runs:
+            continue
+        colour = f"C{METHOD_ORDER.index(method) if method in METHOD_ORDER else i + len(METHOD_ORDER)}"
+        y = values(runs, "final_return")
+        for ax, key in ((axes[0], "params"), (axes[1], "ofenet_params")):
+            x = values(runs, key)
+            ax.scatter(x, y, color=colour, alpha=0.6, label=f"{method} (n={len(runs)})")
+            ax.errorbar(np.mean(x), np.mean(y), xerr=np.std(x), yerr=np.std(y), color=colour, capsize=5,
+                        marker="s", markersize=4, linewidth=1.5)
+    axes[0].set_xlabel("total parameters (actor + critics + OFENet)")
+    axes[1].set_xlabel("OFENet parameters")
+    for ax in axes:
+        ax.set_ylabel("final return (mean of last 10 % of evaluations)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle(f"{env}: final return vs parameters (markers: seeds; crosses: mean ± std)", fontsize=10)
+    _save(fig, out, plt)
+
+
+def plot_alive_units(env, curves, n_runs, out):
+    """Alive units per OFENet layer over time (mean ± std over the xinet seeds)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    blocks = list(dict.fromkeys(layer.rstrip("0123456789") for layer in curves))   # "s", "a": OFENet's two blocks
+    for layer, (t, m, s) in curves.items():
+        block = layer.rstrip("0123456789")
+        colour = f"C{[k for k in curves if k.rstrip('0123456789') == block].index(layer) % 10}"
+        ax.plot(t, m, color=colour, linestyle=("-", "--", ":", "-.")[blocks.index(block) % 4], label=layer)
+        ax.fill_between(t, m - s, m + s, color=colour, alpha=0.12)
+    ax.set_title(f"{env} xinet: alive units per OFENet layer (mean ± std over {n_runs} seed{'s' * (n_runs != 1)})")
+    ax.set_xlabel("environment steps")
+    ax.set_ylabel("alive units")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    _save(fig, out, plt)
+
+
+# ------------------------------------------------------------------ the report
+def env_section(root, env, methods):
+    """Markdown lines of one env (table, unfinished runs, claims, figures); draws its figures. Returns
+    (lines, claim 1, claim 2)."""
+    finished = {m: load_finished(dirs) for m, dirs in methods.items()}
+    unfinished = [d for m in method_order(methods) for d in methods[m]
+                  if not os.path.exists(os.path.join(d, "summary.json"))]
+    lines = [f"## {env}", ""] + table_lines(finished)
+    if unfinished:
+        lines += ["", "Unfinished: " + ", ".join(f"{os.path.relpath(d, root)} (step {last_step(d)})"
+                                                 for d in unfinished)]
+    c1, c2 = claim1(finished), claim2(finished)
+    lines += ["", "### Claims", ""] + claim_lines(1, CLAIM1, c1) + claim_lines(2, CLAIM2, c2)
+    runs = [s["dir"] for m in method_order(finished) for s in finished[m]]
+    figures = []
+    if runs:
+        plot_runs(runs, os.path.join(root, f"{env}_curves.png"))
+        figures.append((f"{env}_curves.png", f"{env}: learning curves"))
+    if any(values(s, "final_return") for s in finished.values()):
+        plot_return_vs_params(env, finished, os.path.join(root, f"{env}_return_vs_params.png"))
+        figures.append((f"{env}_return_vs_params.png", f"{env}: final return vs parameters"))
+    xi = [read_csv(os.path.join(s["dir"], "progress.csv")) for s in finished.get("xinet", [])]
+    curves = alive_curves([r for r in xi if r])
+    if curves:
+        plot_alive_units(env, curves, len([r for r in xi if r]), os.path.join(root, f"{env}_alive_units.png"))
+        figures.append((f"{env}_alive_units.png", f"{env}: alive OFENet units"))
+    for png, alt in figures:
+        lines += ["", f"![{alt}]({png})"]
+    return lines + [""], c1, c2
+
+
+def summarize(root):
+    """summary.md text for the runs under root; writes the figures next to it."""
+    lines = ["# Results", "", "Generated by `python examples/summarize.py`; final return = mean of the last 10 % "
+             "of evaluations (deterministic policy, 5 episodes each); ± is the std over seeds; only finished "
+             "runs (summary.json present) count.", ""]
+    body, c1s, c2s = [], {}, {}
+    for env, methods in sorted(find_runs(root).items()):
+        section, c1s[env], c2s[env] = env_section(root, env, methods)
+        body += section
+    lines += ["## Claims over all environments", "",
+              f"- **Claim 1** ({CLAIM1}, on each env): **{overall(c1s)}**",
+              f"- **Claim 2** ({CLAIM2}, on each env): **{overall(c2s)}**", ""]
+    return "\n".join(lines + body)
 
 
 def main(argv=None):
@@ -32,40 +326,12 @@ def main(argv=None):
     args = ap.parse_args(argv)
     if not os.path.isdir(args.root):
         sys.exit(f"summarize: error: no directory {args.root}")
-    lines = ["# Results", "", "Generated by `python examples/summarize.py`; final return = mean of the last 10 % "
-             "of evaluations (deterministic policy, 5 episodes each); ± is the std over seeds.", ""]
-    envs = sorted(d for d in os.listdir(args.root) if os.path.isdir(os.path.join(args.root, d)))
-    for env in envs:
-        lines += [f"## {env}", "", "| method | seeds | steps | final return | OFENet params | total params | "
-                  "multiply-adds / forward | steps/s | commits |", "|---|---|---|---|---|---|---|---|---|"]
-        finished, unfinished = [], []
-        for method in sorted(os.listdir(os.path.join(args.root, env))):
-            runs = sorted(glob.glob(os.path.join(args.root, env, method, "seed*")))
-            done = [r for r in runs if os.path.exists(os.path.join(r, "summary.json"))]
-            unfinished += [r for r in runs if r not in done]
-            if not done:
-                continue
-            finished += done
-            s = [json.load(open(os.path.join(r, "summary.json"))) for r in done]
-            commits = sorted({x.get("xiref_commit") or "?" for x in s})
-            lines.append(f"| {method} | {len(s)} | {s[0]['steps']} | {mean_std([x['final_return'] for x in s])} | "
-                         f"{mean_std([x['ofenet_params'] for x in s])} | {mean_std([x['params'] for x in s])} | "
-                         f"{mean_std([x['macs'] for x in s])} | {mean_std([x['steps_per_second'] for x in s], '{:.1f}')}"
-                         f" | {', '.join(commits)} |")
-        if unfinished:
-            lines += ["", "Unfinished: " + ", ".join(
-                f"{os.path.relpath(r, args.root)} (step {(read_csv(os.path.join(r, 'progress.csv')) or [{'step': 0}])[-1]['step']})"
-                for r in unfinished)]
-        if finished:
-            png = os.path.join(args.root, f"{env}_curves.png")
-            plot_runs(finished, png)
-            lines += ["", f"![{env}]({os.path.basename(png)})"]
-        lines.append("")
+    text = summarize(args.root)
     out = os.path.join(args.root, "summary.md")
     with open(out + ".tmp", "w") as f:
-        f.write("\n".join(lines))
+        f.write(text)
     os.replace(out + ".tmp", out)
-    print("\n".join(lines))
+    print(text)
 
 
 if __name__ == "__main__":

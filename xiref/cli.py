@@ -7,6 +7,8 @@ import json
 import sys
 from dataclasses import fields
 
+import numpy as np
+
 from .envs import UserError
 
 
@@ -86,6 +88,8 @@ def cmd_export(args):
 
 def cmd_reference(args):
     from .reference import write
+    if args.seed < 0:
+        raise UserError(f"--seed must be >= 0, got {args.seed}")
     print(f"wrote {write(args.out, args.seed)}")
 
 
@@ -93,8 +97,11 @@ def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        {"train": cmd_train, "plot": cmd_plot, "export": cmd_export,
-         "reference": cmd_reference}[args.command](args)
+        # NaN/inf are detected and reported by the commands themselves, in one line; numpy's
+        # RuntimeWarnings would only add multi-line noise to stderr before it
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            {"train": cmd_train, "plot": cmd_plot, "export": cmd_export,
+             "reference": cmd_reference}[args.command](args)
     except UserError as exc:
         print(f"xiref: error: {exc}", file=sys.stderr)
         return 2

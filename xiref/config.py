@@ -3,6 +3,7 @@
 Every field of TrainConfig (and of AgentConfig, which it extends) is a `xiref train` flag.
 """
 import json
+import math
 import os
 from dataclasses import dataclass, fields
 
@@ -46,7 +47,7 @@ def validate(cfg):
         (all(b == -1.0 or b >= 0 for b in (cfg.beta_ofenet, cfg.beta_actor, cfg.beta_critic)),
          "--beta-ofenet, --beta-actor and --beta-critic must be >= 0 (or -1: use --beta)"),
         (0 < cfg.eps_xi < 0.5, f"--eps-xi must lie in (0, 0.5), got {cfg.eps_xi}"),
-        (cfg.eta_theta > 0, f"--eta-theta must be positive, got {cfg.eta_theta}"),
+        (0 < cfg.eta_theta < math.inf, f"--eta-theta must be positive and finite, got {cfg.eta_theta}"),
         (all(e == -1.0 or e > 0 for e in (cfg.eta_theta_ofenet, cfg.eta_theta_actor, cfg.eta_theta_critic)),
          "--eta-theta-ofenet, --eta-theta-actor and --eta-theta-critic must be positive (or -1: use --eta-theta)"),
         (0 <= cfg.mu_theta < 1, f"--mu-theta must lie in [0, 1), got {cfg.mu_theta}"),
@@ -59,6 +60,14 @@ def validate(cfg):
         (all(h > 0 for h in cfg.hidden), f"--hidden widths must be positive, got {cfg.hidden}"),
         (cfg.ofe_layers > 0 and cfg.ofe_units > 0, "--ofe-layers and --ofe-units must be positive"),
         (cfg.dtype in ("float64", "float32"), f"--dtype must be float64 or float32, got {cfg.dtype}"),
+        (cfg.eps_bn > 0, f"--eps-bn must be positive, got {cfg.eps_bn}"),
+        (0 <= cfg.bn_momentum < 1, f"--bn-momentum must lie in [0, 1), got {cfg.bn_momentum}"),
+        (0 < cfg.loss_scale_rate <= 1, f"--loss-scale-rate must lie in (0, 1], got {cfg.loss_scale_rate}"),
+        (cfg.lam_w >= 0, f"--lam-w must be >= 0, got {cfg.lam_w}"),
+        (min(cfg.ofe_pretrain_steps, cfg.theta_delay_ofenet, cfg.theta_delay_sac) >= 0,
+         "--ofe-pretrain-steps, --theta-delay-ofenet and --theta-delay-sac must be >= 0"),
+        (not cfg.ofe_widths or (len(cfg.ofe_widths) == 2 * cfg.ofe_layers and min(cfg.ofe_widths) >= 0),
+         f"--ofe-widths needs 2 × --ofe-layers = {2 * cfg.ofe_layers} widths >= 0, got {cfg.ofe_widths}"),
         (cfg.method != "ofe-small" or cfg.widths_from, "--method ofe-small needs --widths-from RUN_DIR"),
     ]
     for ok, msg in checks:
@@ -80,13 +89,16 @@ def widths_from_run(run_dir, n_layers):
     path = os.path.join(run_dir, "summary.json")
     if not os.path.exists(path):
         raise UserError(f"--widths-from {run_dir}: no summary.json (is it a finished run?)")
-    with open(path) as f:
-        summary = json.load(f)
+    try:
+        with open(path) as f:
+            summary = json.load(f)
+    except ValueError:
+        raise UserError(f"--widths-from {run_dir}: summary.json is not valid JSON") from None
     if summary.get("method") != "xinet":
         raise UserError(f"--widths-from {run_dir} is a {summary.get('method')!r} run, not an xinet run")
-    alive = summary["alive_units"]
+    alive = summary.get("alive_units", {})
     names = [f"ofenet/s{k + 1}" for k in range(n_layers)] + [f"ofenet/a{k + 1}" for k in range(n_layers)]
-    if not all(n in alive for n in names):
+    if sorted(n for n in alive if n.startswith("ofenet/") and n != "ofenet/head") != sorted(names):
         raise UserError(f"--widths-from {run_dir}: its OFENet does not have {n_layers} layers per block")
     return [int(alive[n]) for n in names]
 

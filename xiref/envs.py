@@ -11,6 +11,8 @@ class UserError(Exception):
 def make_env(env_id, seed):
     """Make and seed env_id; Box action spaces only. Returns (env, scale (A,), bias (A,))."""
     import gymnasium as gym
+    if seed < 0:                # gymnasium and numpy seed only with non-negative integers
+        raise UserError(f"--seed must be >= 0, got {seed}")
     registry = list(gym.envs.registry.keys())
     if env_id not in registry:
         close = difflib.get_close_matches(env_id, registry, n=3, cutoff=0.5)
@@ -41,7 +43,8 @@ def get_env_state(env):
     """Everything that determines the continuation of a MuJoCo episode: simulator state and step count."""
     import mujoco
     u = env.unwrapped
-    out = {"elapsed": np.array(getattr(env, "_elapsed_steps", 0) or 0)}
+    limit = _time_limit(env)
+    out = {"elapsed": np.array(getattr(limit, "_elapsed_steps", 0) or 0)}
     if hasattr(u, "model") and hasattr(u, "data"):
         spec = mujoco.mjtState.mjSTATE_INTEGRATION
         st = np.empty(mujoco.mj_stateSize(u.model, spec))
@@ -59,9 +62,16 @@ def set_env_state(env, st):
 
 
 def _set_elapsed(env, n):
+    limit = _time_limit(env)
+    if limit is not None:
+        limit._elapsed_steps = n
+
+
+def _time_limit(env):
+    """The wrapper that counts the episode's steps (TimeLimit), however deep it sits; None without one."""
     e = env
     while e is not None:
         if hasattr(e, "_elapsed_steps"):
-            e._elapsed_steps = n
-            return
+            return e
         e = getattr(e, "env", None)
+    return None

@@ -11,8 +11,13 @@ BASELINES = ("none", "loo", "pair")
 
 
 def theta_tilde(theta, eps_xi):
-    """θ̃ = clip(θ, ε_ξ, 1 − ε_ξ): the sampling probabilities.  Eq. (4)"""
-    return np.clip(theta, eps_xi, 1.0 - eps_xi)
+    """θ̃ = clip(θ, ε_ξ, 1 − ε_ξ): the sampling probabilities.  Eq. (4)
+
+    The upper end is held below 1 in θ's dtype: an ε_ξ under the spacing of that dtype at 1 (float32:
+    6e-8) would round 1 − ε_ξ to 1 and turn the score (22) of a unit at θ = 1 into 0/0.
+    """
+    below_one = float(np.nextafter(np.result_type(getattr(theta, "dtype", float), np.float32).type(1.0), 0.0))
+    return np.clip(theta, eps_xi, min(1.0 - eps_xi, below_one))
 
 
 def sample_mask(rng, theta, batch, eps_xi, dtype=None):

@@ -13,8 +13,11 @@ def _load(run_dir):
     rows = read_csv(os.path.join(run_dir, "progress.csv"))
     if not rows:
         raise UserError(f"{run_dir} has no progress.csv (is it a run directory?)")
-    with open(os.path.join(run_dir, "config.json")) as f:
-        cfg = json.load(f)
+    try:
+        with open(os.path.join(run_dir, "config.json")) as f:
+            cfg = json.load(f)
+    except (OSError, ValueError) as e:
+        raise UserError(f"{run_dir}: unreadable config.json ({e.__class__.__name__})") from None
     return cfg, rows
 
 

@@ -33,12 +33,37 @@ def load_agent_arrays(agent, tree, scalars):
                                 t=int(scalars["opt_alpha_t"]), lr=agent.opt_alpha.lr)
     agent.loss_scale = dict(scalars["loss_scale"])
     agent.cost_initial = float(scalars["cost_initial"])
+    check_shapes(agent)
+
+
+def check_shapes(agent):
+    """Every loaded container must follow the wiring at the loaded widths (len θ): a checkpoint of other
+    dimensions is refused here, not by a broadcasting error some steps later."""
+    from .envs import UserError
+    wr, theta = agent.wiring, agent.theta
+    for s in wr.layers:
+        n = wr.out_width(s, theta)
+        layer = {"W": (sum(wr.source_widths(s, theta)), n), "b": (n,), **({"s": (n,), "c": (n,)} if s.bn else {})}
+        expected = [("params", agent.params, layer), ("Adam m", agent.opt[s.net].m, layer),
+                    ("Adam v", agent.opt[s.net].v, layer)]
+        if s.net.startswith("critic"):
+            expected.append(("target", agent.target, layer))
+        if s.bn:
+            expected.append(("BN statistics", agent.stats, {"mean": (n,), "var": (n,)}))
+        if s.gated:
+            units = {s.name: {"theta": theta[s.name], "m_theta": agent.m_theta.get(s.name)}}
+            expected.append(("θ", units, {"theta": (n,), "m_theta": (n,)}))
+        for what, container, want in expected:
+            got = {k: np.shape(a) for k, a in container.get(s.name, {}).items()}
+            if got != want:
+                raise UserError(f"checkpoint mismatch: {what} of {s.name} has shapes {got}, this configuration {want}")
 
 
 # ---------------------------------------------------------------------- a whole run (train.Run)
 RESUMABLE_CHANGES = ("steps", "out")      # the only settings a resumed run may change
 IDENTITY = ("env", "method", "seed", "dtype", "hidden", "ofe_layers", "ofe_units")   # mismatches reported first
 COUNTERS = ("step", "episode", "ep_return", "ep_len", "recent_returns", "evals", "last_metrics", "params_initial")
+HEADER = ("xiref_version", "config", "obs_dim", "act_dim", "rng", "agent_scalars") + COUNTERS
 
 
 def save_run(run):
@@ -61,7 +86,13 @@ def restore_run(run):
     from . import __version__
     from . import checkpoint as ckpt
     from .envs import UserError, set_env_state
-    header, flat = ckpt.load(os.path.join(run.cfg.out, "checkpoint.npz"))
+    path = os.path.join(run.cfg.out, "checkpoint.npz")
+    header, flat = ckpt.load(path)
+    if header.get("xiref_version") != __version__:      # first: another version may store other keys
+        raise UserError(f"checkpoint from xiref {header.get('xiref_version')}, this is {__version__}")
+    missing = [k for k in HEADER if k not in header]
+    if missing:
+        raise UserError(f"checkpoint {path} is incomplete: its header has no {', '.join(missing)}")
     saved, mine_all = header["config"], asdict(run.cfg)
     for key in IDENTITY + tuple(k for k in mine_all if k not in IDENTITY):
         if key in RESUMABLE_CHANGES or key not in saved:
@@ -69,15 +100,16 @@ def restore_run(run):
         theirs = tuple(saved[key]) if isinstance(saved[key], list) else saved[key]
         if mine_all[key] != theirs:
             raise UserError(f"checkpoint mismatch: {key} is {theirs!r} in the checkpoint, {mine_all[key]!r} requested")
-    if header["xiref_version"] != __version__:
-        raise UserError(f"checkpoint from xiref {header['xiref_version']}, this is {__version__}")
     if (header["obs_dim"], header["act_dim"]) != (run.obs_dim, run.act_dim):
         raise UserError("checkpoint mismatch: observation/action dimensions differ from the environment's")
-    load_agent_arrays(run.agent, ckpt.unflatten(flat, "agent" + ckpt.SEP), header["agent_scalars"])
-    run.buffer.load(ckpt.unflatten(flat, "buffer" + ckpt.SEP))
-    run.obs = flat["obs"]
-    for k in COUNTERS:
-        setattr(run, k, header[k])
-    run.env.reset(seed=run.episode_seed())
-    set_env_state(run.env, ckpt.unflatten(flat, "env" + ckpt.SEP))
-    run.rng.bit_generator.state = header["rng"]
+    try:       # arrays missing or of another layout (the header and checksum were fine)
+        load_agent_arrays(run.agent, ckpt.unflatten(flat, "agent" + ckpt.SEP), header["agent_scalars"])
+        run.buffer.load(ckpt.unflatten(flat, "buffer" + ckpt.SEP))
+        run.obs = flat["obs"]
+        for k in COUNTERS:
+            setattr(run, k, header[k])
+        run.env.reset(seed=run.episode_seed())
+        set_env_state(run.env, ckpt.unflatten(flat, "env" + ckpt.SEP))
+        run.rng.bit_generator.state = header["rng"]
+    except (KeyError, ValueError, TypeError) as exc:
+        raise UserError(f"checkpoint {path} does not fit this run ({type(exc).__name__}: {exc})") from None

@@ -21,7 +21,7 @@ from .buffer import ReplayBuffer
 from .config import METHODS, TrainConfig, config_from_dict, resolve_method, validate  # noqa: F401 (re-exported)
 from .envs import UserError, env_dims, make_env
 from .metrics import alive_units, progress_row, sizes
-from .runstate import restore_run, save_run
+from .runstate import agent_arrays, restore_run, save_run
 
 RUN_FILES = ("checkpoint.npz", "checkpoint.npz.tmp", "progress.csv", "timing.csv", "summary.json", "curves.png")
 
@@ -38,6 +38,9 @@ class Run:
         self.obs_dim, self.act_dim = env_dims(self.env)
         if cfg.ofenet and not cfg.target_dim:
             cfg.target_dim = OF.target_dim(cfg.env, self.obs_dim)
+        if cfg.ofenet and not 0 < cfg.target_dim <= self.obs_dim:     # T entries of o′ are predicted, Eq. (8)
+            raise UserError(f"--target-dim must lie in 1..{self.obs_dim} (the observation size of {cfg.env}), "
+                            f"got {cfg.target_dim}")
         self.rng = np.random.default_rng(cfg.seed)
         self.agent = Agent(cfg, self.obs_dim, self.act_dim, np.log(self.scale), self.rng, self.dtype)
         self.buffer = ReplayBuffer(self.obs_dim, self.act_dim, cfg.buffer_size, self.dtype)
@@ -61,6 +64,10 @@ class Run:
             raise UserError(f"{self.cfg.env} returned a non-finite observation at step {self.step} ({where})")
         return obs
 
+    def _check_reward(self, r, where):
+        if not np.isfinite(r):
+            raise UserError(f"{self.cfg.env} returned a non-finite reward at step {self.step} ({where})")
+
     def env_step(self):
         cfg = self.cfg
         if self.step < cfg.start_steps:
@@ -69,8 +76,7 @@ class Run:
             a = self.agent.act(self.obs[None], self.rng)[0]          # expected gates, Eq. (3)
         obs_next, r, terminated, truncated, _ = self.env.step(self.scale * a + self.bias)
         obs_next = self._check_obs(obs_next, "step")
-        if not np.isfinite(r):
-            raise UserError(f"{cfg.env} returned a non-finite reward at step {self.step}")
+        self._check_reward(r, "step")
         # d = 1 only on termination, so a truncation still bootstraps in y, Eq. (10)
         self.buffer.add(self.obs, a, r, obs_next, float(terminated))
         self.ep_return += float(r)
@@ -90,10 +96,13 @@ class Run:
         for k in range(self.cfg.eval_episodes):
             # seeded by (run seed, step, episode): an extra evaluation never shifts later ones
             obs, _ = self.eval_env.reset(seed=(self.cfg.seed * 7_919 + 100_000 + self.step * 100 + k) % 2**31)
+            obs = self._check_obs(obs, "evaluation reset")
             done, total = False, 0.0
             while not done:
-                a = self.agent.act(np.asarray(obs, dtype=np.float64)[None], self.rng, deterministic=True)[0]
+                a = self.agent.act(obs[None], self.rng, deterministic=True)[0]
                 obs, r, terminated, truncated, _ = self.eval_env.step(self.scale * a + self.bias)
+                obs = self._check_obs(obs, "evaluation")
+                self._check_reward(r, "evaluation")
                 total += float(r)
                 done = terminated or truncated
             returns.append(total)
@@ -139,10 +148,26 @@ class Run:
 
     # ---------------------------------------------------------------- persistence (xiref/runstate.py)
     def save(self):
+        """Checkpoint (atomic); a state with a NaN or ±inf anywhere never replaces the last good one."""
+        bad = nonfinite({k: v for k, v in agent_arrays(self.agent).items() if k != "__scalars__"})
+        if bad:
+            more = f" (+{len(bad) - 3} more)" if len(bad) > 3 else ""
+            raise FloatingPointError(f"non-finite {', '.join(bad[:3])}{more} at step {self.step}")
         save_run(self)
 
     def restore(self):
         restore_run(self)
+
+
+def nonfinite(tree, prefix=""):
+    """Names ('params actor/h1 W', …) of the arrays in a nested dict that hold a NaN or ±inf."""
+    bad = []
+    for k, v in tree.items():
+        if isinstance(v, dict):
+            bad += nonfinite(v, f"{prefix}{k} ")
+        elif not np.all(np.isfinite(v)):
+            bad.append(f"{prefix}{k}")
+    return bad
 
 
 def source_commit():
@@ -178,8 +203,10 @@ def read_csv(path):
 def train(cfg, resume=False, overwrite=False, echo=print):
     """Run (or resume) a training run in cfg.out; returns the summary dict."""
     cfg_path = os.path.join(cfg.out, "config.json")
-    if os.path.exists(cfg_path) and not (resume or overwrite):
-        raise UserError(f"{cfg.out} already holds a run; pass --resume to continue it or --overwrite to replace it")
+    held = [n for n in ("config.json",) + RUN_FILES if os.path.exists(os.path.join(cfg.out, n))]
+    if held and not (resume or overwrite):
+        raise UserError(f"{cfg.out} already holds a run ({held[0]}); pass --resume to continue it or --overwrite "
+                        "to replace it")
     run = Run(cfg)
     os.makedirs(cfg.out, exist_ok=True)
     if overwrite and not resume:
@@ -190,6 +217,8 @@ def train(cfg, resume=False, overwrite=False, echo=print):
     rows, timing = [], []
     if resume and os.path.exists(os.path.join(cfg.out, "checkpoint.npz")):
         run.restore()
+        if run.step > cfg.steps:
+            raise UserError(f"--steps {cfg.steps} is below the checkpoint's step {run.step}")
         rows = [r for r in read_csv(progress_path) if int(r["step"]) <= run.step]
         timing = [r for r in read_csv(timing_path) if int(r["step"]) <= run.step]
         echo(f"resumed {cfg.out} at step {run.step}")
@@ -200,26 +229,30 @@ def train(cfg, resume=False, overwrite=False, echo=print):
     ckpt.atomic_write_text(cfg_path, json.dumps(asdict(run.cfg), indent=1))
     t0, s0 = time.time(), run.step
     t_prev, s_prev = t0, run.step
-    while run.step < cfg.steps:
-        run.env_step()
-        try:
+    saved = run.step if resume else None                     # step of the last good checkpoint
+    try:
+        while run.step < cfg.steps:
+            run.env_step()
             run.updates()
-        except FloatingPointError as exc:
-            raise UserError(f"{exc}; stopped, the last good checkpoint is kept in {cfg.out}") from None
-        if run.step % cfg.eval_every == 0 or run.step == cfg.steps:
-            run.evals.append([run.step, run.evaluate()])
-        if run.step % cfg.log_every == 0 or run.step == cfg.steps:
-            now = time.time()
-            sps = (run.step - s_prev) / max(now - t_prev, 1e-9)
-            t_prev, s_prev = now, run.step
-            row = progress_row(run)
-            rows.append(row)
-            timing.append({"step": run.step, "seconds": round(now - t0, 3), "steps_per_second": round(sps, 2)})
-            ckpt.atomic_write_text(progress_path, csv_text(rows))
-            ckpt.atomic_write_text(timing_path, csv_text(timing))
-            echo(format_row(row, sps))
-        if run.step % cfg.checkpoint_every == 0 or run.step == cfg.steps:
-            run.save()
+            if run.step % cfg.eval_every == 0 or run.step == cfg.steps:
+                run.evals.append([run.step, run.evaluate()])
+            if run.step % cfg.log_every == 0 or run.step == cfg.steps:
+                now = time.time()
+                sps = (run.step - s_prev) / max(now - t_prev, 1e-9)
+                t_prev, s_prev = now, run.step
+                row = progress_row(run)
+                rows.append(row)
+                timing.append({"step": run.step, "seconds": round(now - t0, 3), "steps_per_second": round(sps, 2)})
+                ckpt.atomic_write_text(progress_path, csv_text(rows))
+                ckpt.atomic_write_text(timing_path, csv_text(timing))
+                echo(format_row(row, sps))
+            if run.step % cfg.checkpoint_every == 0 or run.step == cfg.steps:
+                run.save()
+                saved = run.step
+    except (FloatingPointError, UserError) as exc:       # non-finite env output, loss or agent state
+        kept = f"the last good checkpoint (step {saved}) is kept in {cfg.out}" if saved is not None else \
+            f"no checkpoint was written to {cfg.out}"
+        raise UserError(f"{exc}; stopped, {kept}") from None
     elapsed = time.time() - t0
     summary = run.summary(elapsed, (run.step - s0) / max(elapsed, 1e-9))
     ckpt.atomic_write_text(os.path.join(cfg.out, "summary.json"), json.dumps(summary, indent=1))

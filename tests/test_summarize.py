@@ -1,0 +1,238 @@
+"""examples/summarize.py on synthetic run directories: the claim verdicts on both sides of the 50 % / 95 %
+thresholds and of xinet = ofe-small, "not yet measured" when a method has no finished seed, the warnings, the
+table numbers, the alive-unit curves, and the files (summary.md and the PNGs) a run of the script writes."""
+import csv
+import json
+import os
+import sys
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "examples"))
+import summarize  # noqa: E402
+
+LAYERS = ("s1", "s2", "a1", "a2")
+
+
+def summary(method, final_return, params=1000, ofenet_params=0, ofenet_initial=None, steps=1000, seed=0):
+    """A summary.json dict as xiref/train.py writes it (only the fields summarize.py reads)."""
+    s = {"env": "Toy-v0", "method": method, "steps": steps, "seed": seed, "final_return": final_return,
+         "params": params, "ofenet_params": ofenet_params, "macs": float(params - 100),
+         "steps_per_second": 10.0 + seed, "xiref_commit": "abc1234"}
+    if ofenet_initial is not None:
+        s["ofenet_params_initial"] = ofenet_initial
+    return s
+
+
+def finished(**methods):
+    """{method: [summaries]} from method=[(final_return, ofenet_params), …] (xinet starts at 1000)."""
+    out = {}
+    for key, runs in methods.items():
+        method = key.replace("_", "-")
+        out[method] = [summary(method, r, params=5000 + o, ofenet_params=o, seed=k,
+                               ofenet_initial=1000 if method == "xinet" else None)
+                       for k, (r, o) in enumerate(runs)]
+    return out
+
+
+# ------------------------------------------------------------------ claim 1
+@pytest.mark.parametrize("xi_ofenet, xi_return, verdict", [
+    (490, 960.0, "met"),          # 51 % removed, 96 % of the return
+    (500, 950.0, "met"),          # exactly on both thresholds
+    (510, 960.0, "not met"),      # 49 % removed
+    (490, 940.0, "not met"),      # 94 % of the return
+    (900, 500.0, "not met"),      # neither
+])
+def test_claim1_thresholds(xi_ofenet, xi_return, verdict):
+    c = summarize.claim1(finished(ofe=[(1000.0, 1000)], xinet=[(xi_return, xi_ofenet)]))
+    assert c["verdict"] == verdict
+    assert c["removed"] == pytest.approx(1 - xi_ofenet / 1000)
+    assert c["ratio"] == pytest.approx(xi_return / 1000)
+    assert f"removed {100 * (1 - xi_ofenet / 1000):.1f} %" in c["numbers"][0]
+    assert f"= {xi_return / 10:.1f} %" in c["numbers"][1]
+    assert c["flags"] == []
+
+
+def test_claim1_means_over_seeds():
+    # ofe mean 200; xinet seeds 180, 200 → mean 190 = 95 %: met; 170, 200 → 92.5 %: not met
+    ofe = [(100.0, 1000), (300.0, 1000)]
+    c = summarize.claim1(finished(ofe=ofe, xinet=[(180.0, 400), (200.0, 600)]))
+    assert c["verdict"] == "met" and c["ratio"] == pytest.approx(0.95) and c["removed"] == pytest.approx(0.5)
+    assert "xinet 190 ± 10 (2 seeds) / ofe 200 ± 100 (2 seeds) = 95.0 %" in c["numbers"][1]
+    assert "1000 (xinet at start) → 500 ± 100 (xinet, 2 seeds)" in c["numbers"][0]
+    c = summarize.claim1(finished(ofe=ofe, xinet=[(170.0, 400), (200.0, 600)]))
+    assert c["verdict"] == "not met" and c["ratio"] == pytest.approx(0.925)
+
+
+def test_claim1_reference_from_ofe_without_initial():
+    """Summaries without ofenet_params_initial: the removal is measured against the ofe OFENet."""
+    fin = finished(ofe=[(100.0, 2000)], xinet=[(100.0, 900)])
+    del fin["xinet"][0]["ofenet_params_initial"]
+    c = summarize.claim1(fin)
+    assert c["removed"] == pytest.approx(0.55) and c["verdict"] == "met"
+    assert "2000 (ofe)" in c["numbers"][0]
+
+
+@pytest.mark.parametrize("methods, missing", [
+    (dict(ofe=[(100.0, 1000)]), "xinet"),
+    (dict(xinet=[(100.0, 100)]), "ofe"),
+    (dict(sac=[(100.0, 0)]), "ofe, xinet"),
+    (dict(ofe=[(None, 1000)], xinet=[(100.0, 100)]), "ofe"),        # summary without any evaluation
+])
+def test_claim1_not_measured(methods, missing):
+    c = summarize.claim1(finished(**methods))
+    assert c["verdict"] == f"not yet measured (missing: {missing})"
+    assert c["ratio"] is None
+
+
+def test_claim1_removal_reported_while_ofe_missing():
+    c = summarize.claim1(finished(xinet=[(100.0, 100)]))
+    assert c["removed"] == pytest.approx(0.9) and "removed 90.0 %" in c["numbers"][0]
+
+
+def test_claim1_nonpositive_ofe_return_not_measured():
+    c = summarize.claim1(finished(ofe=[(-5.0, 1000)], xinet=[(10.0, 100)]))
+    assert c["verdict"].startswith("not yet measured (ofe mean final return ≤ 0")
+
+
+def test_claim1_flags():
+    fin = finished(ofe=[(100.0, 1200)], xinet=[(100.0, 100)])
+    fin["xinet"][0]["steps"] = 500
+    c = summarize.claim1(fin)
+    assert c["verdict"] == "met"
+    assert "steps differ between the runs compared: ofe 1000, xinet 500" in c["flags"]
+    assert "OFENet sizes differ: xinet started with 1000, ofe has 1200 parameters" in c["flags"]
+
+
+# ------------------------------------------------------------------ claim 2
+@pytest.mark.parametrize("xi, small, verdict", [
+    ([300.0, 100.0], [150.0, 250.0], "met"),        # equal means (200 = 200)
+    ([301.0, 100.0], [150.0, 250.0], "met"),
+    ([299.0, 100.0], [150.0, 250.0], "not met"),
+])
+def test_claim2(xi, small, verdict):
+    c = summarize.claim2(finished(xinet=[(r, 100) for r in xi], ofe_small=[(r, 100) for r in small]))
+    assert c["verdict"] == verdict
+    assert c["difference"] == pytest.approx(np.mean(xi) - np.mean(small))
+    assert (f"xinet {np.mean(xi):.0f} ± {np.std(xi):.0f} (2 seeds) vs ofe-small 200 ± 50 (2 seeds)"
+            in c["numbers"][0])
+
+
+def test_claim2_not_measured_and_steps_flag():
+    c = summarize.claim2(finished(xinet=[(100.0, 100)], ofe=[(100.0, 1000)]))
+    assert c["verdict"] == "not yet measured (missing: ofe-small)"
+    assert c["numbers"] == ["xinet 100 ± 0 (1 seed)"]
+    assert summarize.claim2(finished(sac=[(1.0, 0)]))["verdict"] == "not yet measured (missing: xinet, ofe-small)"
+    fin = finished(xinet=[(100.0, 100)], ofe_small=[(90.0, 100)])
+    fin["ofe-small"][0]["steps"] = 2000
+    c = summarize.claim2(fin)
+    assert c["verdict"] == "met" and c["flags"] == ["steps differ between the runs compared: xinet 1000, "
+                                                     "ofe-small 2000"]
+
+
+def test_overall():
+    met, bad = {"verdict": "met"}, {"verdict": "not met"}
+    todo = {"verdict": "not yet measured (missing: ofe)"}
+    assert summarize.overall({"A": met, "B": met}) == "met"
+    assert summarize.overall({"A": met, "B": bad, "C": todo}) == "not met (on B)"
+    assert summarize.overall({"A": met, "C": todo}) == "not yet measured (C — missing: ofe)"
+    assert summarize.overall({}) == "not yet measured (no runs)"
+
+
+# ------------------------------------------------------------------ table and curves
+def test_table_numbers():
+    fin = finished(ofe=[(100.0, 1000), (300.0, 1000)], sac=[(50.0, 0)])
+    fin["ofe"][1]["steps"] = 2000
+    lines = summarize.table_lines(fin)
+    assert lines[2] == "| sac | 1 | 1000 | 50 ± 0 | 0 ± 0 | 5000 ± 0 | 4900 ± 0 | 10.0 ± 0.0 | abc1234 |"
+    assert lines[3] == ("| ofe | 2 | 1000/2000 | 200 ± 100 | 1000 ± 0 | 6000 ± 0 | 5900 ± 0 | 10.5 ± 0.5 "
+                        "| abc1234 |")
+    assert len(lines) == 4
+
+
+def test_alive_curves():
+    run_a = [{"step": str(t), "alive:ofenet/s1": str(40 - t), "alive:actor/h1": "256"} for t in (1, 2, 3)]
+    run_b = [{"step": str(t), "alive:ofenet/s1": str(30 - t), "alive:actor/h1": "256"} for t in (2, 3, 4)]
+    curves = summarize.alive_curves([run_a, run_b])
+    assert list(curves) == ["s1"]                      # OFENet layers only
+    t, m, s = curves["s1"]
+    np.testing.assert_array_equal(t, [2, 3])           # steps common to both runs
+    np.testing.assert_allclose(m, [33, 32])
+    np.testing.assert_allclose(s, [5, 5])
+    assert summarize.alive_curves([]) == {}
+
+
+# ------------------------------------------------------------------ the script on run directories
+def write_run(root, env, method, seed, final_return=None, ofenet=0, steps=1000, done=True):
+    """progress.csv, config.json and (if done) summary.json of one synthetic run."""
+    d = root / env / method / f"seed{seed}"
+    d.mkdir(parents=True)
+    gated = method == "xinet"
+    with open(d / "config.json", "w") as f:
+        json.dump({"env": env, "method": method, "seed": seed, "steps": steps, "eval_every": steps // 4}, f)
+    cols = ["step", "eval_return", "params", "ofenet_params"] + [f"alive:ofenet/{x}" for x in LAYERS if ofenet]
+    last = steps if done else steps // 2
+    with open(d / "progress.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(cols)
+        for t in range(steps // 4, last + 1, steps // 4):
+            width = 10 - 5 * gated * t // steps
+            w.writerow([t, (final_return or 0) * t / steps, 5000 + ofenet * width // 10, ofenet * width // 10]
+                       + [width] * (len(cols) - 4))
+    if done:
+        with open(d / "summary.json", "w") as f:
+            json.dump(dict(summary(method, final_return, params=5000 + (ofenet // 2 if gated else ofenet),
+                                   ofenet_params=ofenet // 2 if gated else ofenet, steps=steps, seed=seed),
+                           env=env, ofenet_params_initial=ofenet), f)
+
+
+def test_script_writes_summary_and_figures(tmp_path, capsys):
+    for seed, (r_ofe, r_xi, r_small) in enumerate([(1000.0, 990.0, 900.0), (1200.0, 1150.0, 1000.0)]):
+        write_run(tmp_path, "Toy-v0", "sac", seed, 800.0)
+        write_run(tmp_path, "Toy-v0", "ofe", seed, r_ofe, ofenet=2000)
+        write_run(tmp_path, "Toy-v0", "xinet", seed, r_xi, ofenet=2000)       # ends with 1000: 50 % removed
+        write_run(tmp_path, "Toy-v0", "ofe-small", seed, r_small, ofenet=1000)
+    write_run(tmp_path, "Toy-v0", "ofe", 2, ofenet=2000, done=False)
+    write_run(tmp_path, "Other-v0", "sac", 0, 50.0)
+    (tmp_path / "tuning" / "Toy_xinet_seed0").mkdir(parents=True)           # not <env>/<method>/seed<k>
+    summarize.main(["--root", str(tmp_path)])
+    text = (tmp_path / "summary.md").read_text()
+    assert capsys.readouterr().out.strip() == text.strip()
+    toy = text[text.index("## Toy-v0"):]
+    assert "## tuning" not in text and "## Other-v0" in text
+    assert "| ofe | 2 | 1000 | 1100 ± 100 | 2000 ± 0 | 7000 ± 0 |" in toy
+    assert "Unfinished: Toy-v0/ofe/seed2 (step 500)" in toy
+    # claim 1: 50 % removed, 1070 / 1100 = 97.3 % → met; claim 2: 1070 ≥ 950 → met
+    assert ("**met** — OFENet parameters removed 50.0 % (2000 (xinet at start) → 1000 ± 0 (xinet, 2 seeds)); "
+            "final return xinet 1070 ± 80 (2 seeds) / ofe 1100 ± 100 (2 seeds) = 97.3 %") in toy
+    assert "**met** — xinet 1070 ± 80 (2 seeds) vs ofe-small 950 ± 50 (2 seeds), difference +120" in toy
+    assert "⚠" not in toy
+    other = text[text.index("## Other-v0"):text.index("## Toy-v0")]
+    assert "not yet measured (missing: ofe, xinet)" in other
+    assert "- **Claim 1** (" in text and "on each env): **not yet measured (Other-v0 — missing: ofe, xinet)**" in text
+    for png in ("Toy-v0_curves.png", "Toy-v0_return_vs_params.png", "Toy-v0_alive_units.png",
+                "Other-v0_curves.png", "Other-v0_return_vs_params.png"):
+        assert (tmp_path / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", png
+        assert f"]({png})" in text
+    assert not (tmp_path / "Other-v0_alive_units.png").exists()          # no xinet run there
+    assert "alive_units" not in other
+
+
+def test_script_not_met_and_unfinished_only(tmp_path):
+    write_run(tmp_path, "Toy-v0", "ofe", 0, 1000.0, ofenet=2000)
+    write_run(tmp_path, "Toy-v0", "xinet", 0, 940.0, ofenet=2000)
+    write_run(tmp_path, "Only-v0", "xinet", 0, ofenet=2000, done=False)
+    summarize.main(["--root", str(tmp_path)])
+    text = (tmp_path / "summary.md").read_text()
+    assert "**Claim 1** (XiNet removes ≥ 50 % of OFENet's parameters and keeps ≥ 95 % of the `ofe` mean final " \
+           "return): **not met** —" in text and "= 94.0 %" in text
+    assert "on each env): **not met (on Toy-v0)**" in text
+    only = text[text.index("## Only-v0"):text.index("## Toy-v0")]
+    assert "Unfinished: Only-v0/xinet/seed0 (step 500)" in only and "![" not in only
+    assert not list(tmp_path.glob("Only-v0_*.png"))                       # no finished run, no figure
+
+
+def test_missing_root_exits(tmp_path):
+    with pytest.raises(SystemExit, match="no directory"):
+        summarize.main(["--root", str(tmp_path / "nowhere")])
