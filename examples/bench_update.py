@@ -48,7 +48,7 @@ from contextlib import contextmanager
 import numpy as np
 
 from xiref import layers as L
-from xiref.agent import Agent, AgentConfig
+from xiref.agent import SHARED_KNOBS, Agent, AgentConfig
 
 METHODS = ("sac", "ofe", "xinet")
 LOG_2, LOG_2PI = float(np.log(2.0)), float(np.log(2.0 * np.pi))
@@ -66,7 +66,7 @@ def blas_threads():
 def make_agent(args, dtype):
     cfg = AgentConfig(hidden=(args.hidden, args.hidden), ofenet=args.method != "sac", gated=args.method == "xinet",
                       ofe_layers=args.ofe_layers, ofe_units=args.ofe_units, target_dim=args.obs_dim,
-                      eta_theta=1e-12)          # θ-steps at full cost, but no unit reaches 0 while timing
+                      **{**SHARED_KNOBS, "eta_theta": 1e-12})          # θ-steps at full cost, but no unit reaches 0 while timing
     return Agent(cfg, args.obs_dim, args.act_dim, np.zeros(args.act_dim), np.random.default_rng(args.seed), dtype)
 
 

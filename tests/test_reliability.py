@@ -46,7 +46,7 @@ from xiref import prune as P
 from xiref import sac
 from xiref import train as T
 from xiref import wiring as WR
-from xiref.agent import Agent, AgentConfig
+from xiref.agent import SHARED_KNOBS, Agent, AgentConfig
 from xiref.cli import main
 from xiref.envs import get_env_state, make_env, set_env_state
 
@@ -619,7 +619,7 @@ def test_mlp_layer_is_held_at_its_last_unit(dtype):
     of a critic's or the actor's hidden layer to θ = 0; the unit with the largest θ before the step is held
     at θ = ε_ξ instead and never pruned, and the critic keeps computing and learning through it."""
     rng = np.random.default_rng(12)
-    cfg = AgentConfig(ofenet=False, gated=True, hidden=(7, 6), beta=1e4, eta_theta=1.0, mu_theta=0.0)
+    cfg = AgentConfig(ofenet=False, gated=True, hidden=(7, 6), beta=1e4, eta_theta=1.0, mu_theta=0.0, **SHARED_KNOBS)
     agent = Agent(cfg, obs_dim=OBS, act_dim=ACT, log_scale=LOG_SCALE, rng=rng, dtype=dtype)
     agent.theta["critic1/h1"] = np.array([0.9, 0.9, 0.95, 1.0, 0.9, 0.9, 0.9], dtype=dtype)
     column = agent.params["critic1/h1"]["W"][:, 3].copy()
@@ -645,7 +645,7 @@ def test_mlp_layer_is_held_at_its_last_unit(dtype):
 def test_resume_after_all_pruning_finished_is_bit_identical(tmp_path):
     """β = 1000: by the step-400 checkpoint OFENet is gone and every MLP layer is at its last unit; killed at
     500 and resumed, the run ends byte-identical to the uninterrupted one."""
-    huge = dict(method="xinet", beta=1000.0, eta_theta=0.5)
+    huge = dict(method="xinet", beta=1000.0, eta_theta=0.5, **SHARED_KNOBS)
     a, b = tmp_path / "a", tmp_path / "b"
     summary = T.train(tiny_config(a, **huge), echo=quiet)
     with pytest.raises(Killed):

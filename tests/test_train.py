@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 
 from xiref import checkpoint as ck
+from xiref.agent import SHARED_KNOBS
 from xiref.buffer import ReplayBuffer
 from xiref.cli import main
 from xiref.envs import UserError
@@ -37,7 +38,7 @@ VARIANTS = {
     "sac": dict(method="sac"),
     "ofe": dict(method="ofe"),
     # β = 5, η_θ = 0.2: units are pruned between steps 300 and 400 and again between 400 and 600
-    "xinet": dict(method="xinet", beta=5.0, eta_theta=0.2),
+    "xinet": dict(method="xinet", beta=5.0, eta_theta=0.2, **SHARED_KNOBS),
     # Hopper's random-phase episodes are short; at step 400 an episode is under way
     "hopper": dict(env="Hopper-v5", method="xinet"),
 }

@@ -25,7 +25,7 @@ from xiref import layers as L
 from xiref import network as N
 from xiref import train as T
 from xiref import wiring as WR
-from xiref.agent import Agent, AgentConfig
+from xiref.agent import SHARED_KNOBS, Agent, AgentConfig
 from xiref.cli import main
 from xiref.envs import UserError
 from xiref.export import load_policy
@@ -208,6 +208,8 @@ def test_per_network_eta_theta(frozen):
     """η_θ of one network (Eq. 32) moves only that network's θ: frozen at a tiny η, the others move."""
     agent, rng = make_agent(1)
     agent.cfg.eta_theta, agent.cfg.eps_xi = 0.5, 0.01
+    for k, v in SHARED_KNOBS.items():
+        setattr(agent.cfg, k, v)
     setattr(agent.cfg, f"eta_theta_{frozen}", 1e-12)
     assert agent.knob("critic2", "eta_theta") == (1e-12 if frozen == "critic" else 0.5)
     agent.cfg.beta = 5.0
@@ -249,9 +251,9 @@ def restore(run_dir):
 
 RUNS = {   # float64: the export (float64 arrays) must reproduce the run's actions to 1e-10
     # β = 5, η_θ = 0.2 (as test_train.py): some units of every kind are pruned, not all
-    "xinet": dict(method="xinet", beta=5.0, eta_theta=0.2, dtype="float64"),
+    "xinet": dict(method="xinet", beta=5.0, eta_theta=0.2, dtype="float64", **SHARED_KNOBS),
     # β = 1000: the price dominates every loss
-    "huge-beta": dict(method="xinet", beta=1000.0, eta_theta=0.5, dtype="float64"),
+    "huge-beta": dict(method="xinet", beta=1000.0, eta_theta=0.5, dtype="float64", **SHARED_KNOBS),
     "ofe": dict(method="ofe", steps=400, dtype="float64"),
     "sac": dict(method="sac", steps=400, dtype="float64"),
 }

@@ -19,6 +19,9 @@ from .adam import adam_init, adam_step
 from .prune import keep_last_units, prune_zero_units, theta_step
 
 NETS = ("ofenet", "actor", "critic1", "critic2")
+# AgentConfig overrides under which `beta` and `eta_theta` alone set every network's β and η_θ
+SHARED_KNOBS = dict(beta_ofenet=-1.0, beta_actor=-1.0, beta_critic=-1.0,
+                    eta_theta_ofenet=-1.0, eta_theta_actor=-1.0, eta_theta_critic=-1.0)
 
 
 @dataclass
@@ -38,14 +41,14 @@ class AgentConfig:
     ofe_widths: tuple = ()          # per-layer widths (2L, state then action block); overrides ofe_units
     target_dim: int = 0             # T, predicted part of o′ (0: whole observation)
     gated: bool = False             # XiNet: Bernoulli gates on OFENet, actor and critic units
-    beta: float = 1.0               # β_n for every network (Eq. 19)
+    beta: float = 1.0               # β_n (Eq. 19) of every network whose own β below is -1
     beta_ofenet: float = -1.0       # β for OFENet alone (-1: use beta)
-    beta_actor: float = -1.0        # β for the actor alone (-1: use beta)
-    beta_critic: float = -1.0       # β for each critic (-1: use beta)
-    eta_theta: float = 0.05         # η_θ (Eq. 32) for every network
+    beta_actor: float = 0.1         # β for the actor alone (-1: use beta; default measured, METHOD §7)
+    beta_critic: float = 0.1        # β for each critic (-1: use beta; default measured, METHOD §7)
+    eta_theta: float = 0.05         # η_θ (Eq. 32) of every network whose own η_θ below is -1
     eta_theta_ofenet: float = -1.0  # η_θ for OFENet alone (-1: use eta_theta)
-    eta_theta_actor: float = -1.0   # η_θ for the actor alone (-1: use eta_theta)
-    eta_theta_critic: float = -1.0  # η_θ for each critic (-1: use eta_theta)
+    eta_theta_actor: float = 0.01   # η_θ for the actor alone (-1: use eta_theta; default measured, METHOD §7)
+    eta_theta_critic: float = 0.01  # η_θ for each critic (-1: use eta_theta; default measured, METHOD §7)
     mu_theta: float = 0.99          # μ_θ (Eq. 32)
     eps_xi: float = 0.01            # ε_ξ sampling floor (Eq. 4)
     baseline: str = "pair"          # score-function baseline (Eq. 23)
