@@ -173,6 +173,35 @@ def test_cli_resume_with_fewer_steps_than_the_checkpoint(quick_xinet, capsys, tm
     assert snapshot(run) == before
 
 
+def _edit_saved_config(path, **changes):
+    header, flat = ck.load(str(path))
+    header.pop("sha256")
+    header["config"].update(changes)
+    ck.save(str(path), header, flat)
+
+
+@pytest.mark.parametrize("method, saved, refused", [
+    # the defaults' effective β/η_θ per network (OFENet 1, actor 0.1, critics 0.1), written another way
+    # (the shared field holds the actor's value, OFENet its own): resumable
+    ("xinet", dict(beta=0.1, beta_ofenet=1.0, beta_actor=-1.0), None),
+    # another effective β for the actor: refused
+    ("xinet", dict(beta_actor=0.7), "beta_actor"),
+    # gate settings never act in an ungated run, so a changed default does not block it
+    ("ofe", dict(beta_actor=-1.0, eta_theta_critic=-1.0, eps_xi=0.2), None),
+])
+def test_resume_compares_the_effective_settings(method, saved, refused, capsys, tmp_path):
+    """Resume compares what determines the continuation (runstate.effective_config), not raw fields."""
+    run = tmp_path / "run"
+    assert main(cli_args(run, "--quiet", method=method, **QUICK)) == 0
+    _edit_saved_config(run / "checkpoint.npz", **saved)
+    argv = cli_args(run, "--resume", "--quiet", method=method, **{**QUICK, "steps": QUICK["steps"] + 10})
+    if refused is None:
+        assert main(argv) == 0
+        capsys.readouterr()
+    else:
+        assert_user_error(capsys, argv, "mismatch", refused)
+
+
 def _resave(edit):
     """A checkpoint edit that keeps the file well-formed (the checksum is recomputed): a mismatch, not damage."""
     def apply(path):

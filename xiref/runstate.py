@@ -66,6 +66,27 @@ COUNTERS = ("step", "episode", "ep_return", "ep_len", "recent_returns", "evals",
 HEADER = ("xiref_version", "config", "obs_dim", "act_dim", "rng", "agent_scalars") + COUNTERS
 
 
+# settings that only act through the gates (xiref/agent.py `_step_net`, xiref/train.py `Run.updates`)
+GATE_ONLY = ("beta", "eta_theta", "mu_theta", "eps_xi", "baseline", "lam_w", "loss_scale_rate",
+             "theta_delay_ofenet", "theta_delay_sac")
+PER_NET = ("ofenet", "actor", "critic")
+
+
+def effective_config(d):
+    """The settings that determine a run's continuation: each network's resolved β and η_θ (its own value,
+    or the shared one when −1, as `Agent.knob`) instead of the raw fields, and no gate settings for an
+    ungated method — so a changed default that the run does not use never blocks a resume."""
+    d = dict(d)
+    for name in ("beta", "eta_theta"):
+        shared = d.pop(name, None)
+        for net in PER_NET:
+            own = d.get(f"{name}_{net}", -1.0)
+            d[f"{name}_{net}"] = own if own >= 0 else shared
+    if d.get("method") != "xinet":
+        d = {k: v for k, v in d.items() if not k.startswith(GATE_ONLY)}
+    return d
+
+
 def save_run(run):
     """Atomic checkpoint of everything a run needs to continue bit-identically: agent, replay buffer,
     current observation, MuJoCo state, counters and the generator's state."""
@@ -93,7 +114,7 @@ def restore_run(run):
     missing = [k for k in HEADER if k not in header]
     if missing:
         raise UserError(f"checkpoint {path} is incomplete: its header has no {', '.join(missing)}")
-    saved, mine_all = header["config"], asdict(run.cfg)
+    saved, mine_all = effective_config(header["config"]), effective_config(asdict(run.cfg))
     for key in IDENTITY + tuple(k for k in mine_all if k not in IDENTITY):
         if key in RESUMABLE_CHANGES or key not in saved:
             continue

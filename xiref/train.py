@@ -48,6 +48,7 @@ class Run:
         self.obs = self._reset()
         self.recent_returns, self.evals, self.last_metrics = [], [], {}
         self.params_initial = None
+        self.commit = source_commit()          # the code this process runs (a later commit may follow)
 
     # ---------------------------------------------------------------- environment
     def episode_seed(self):
@@ -144,7 +145,7 @@ class Run:
                 "macs": now["macs"], "macs_initial": init["macs"], "cost": now["cost"],
                 "alive_units": alive_units(self.agent), "seconds": round(seconds, 2),
                 "steps_per_second": round(steps_per_second, 2), "xiref_version": __version__,
-                "xiref_commit": source_commit()}
+                "xiref_commit": self.commit}
 
     # ---------------------------------------------------------------- persistence (xiref/runstate.py)
     def save(self):
