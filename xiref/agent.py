@@ -48,7 +48,7 @@ class AgentConfig:
     eta_theta: float = 0.05         # η_θ (Eq. 32) of every network whose own η_θ below is -1
     eta_theta_ofenet: float = -1.0  # η_θ for OFENet alone (-1: use eta_theta)
     eta_theta_actor: float = 0.01   # η_θ for the actor alone (-1: use eta_theta; default measured, METHOD §7)
-    eta_theta_critic: float = 0.01  # η_θ for each critic (-1: use eta_theta; default measured, METHOD §7)
+    eta_theta_critic: float = 0.002 # η_θ for each critic (-1: use eta_theta; default measured, METHOD §7)
     mu_theta: float = 0.99          # μ_θ (Eq. 32)
     eps_xi: float = 0.01            # ε_ξ sampling floor (Eq. 4)
     baseline: str = "pair"          # score-function baseline (Eq. 23)
