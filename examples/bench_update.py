@@ -28,12 +28,14 @@ Reported numbers
                     timed in the same run: (B×H)@(H×H) and (B×K)@(K×H) with K = O + 2·L·u + A (the critic
                     input with OFENet, 494 for Hopper's 11 + 2·6·40 + 3). gflops / gemm_peak_gflops is the
                     fraction of the update spent doing useful GEMM work at that rate.
-  torch_us_per_update  the same update written in PyTorch (below: same wiring and widths — after
-                    pruning too —, same dtype, twin critics + target critics + actor + α, the same losses,
-                    the same number of forward/backward passes — two per gated network for the 'pair'
-                    baseline — and Adam), autograd for the gradients; torch.set_num_threads equal to the
-                    BLAS threads of numpy. null when torch is not importable or with --no-torch.
-                    torch_gflops divides the same flops_per_update by the torch time.
+  torch_us_per_update  the same update written in PyTorch (below: same wiring and widths — after pruning
+                    too —, twin critics + target critics + actor + α, the same losses, the same number of
+                    forward/backward passes — two per gated network for the 'pair' baseline — and Adam),
+                    autograd for the gradients, in --torch-dtype (default: --dtype; `--dtype float64
+                    --torch-dtype float32` is the speed issue's comparison); torch.set_num_threads equal to
+                    the BLAS threads of numpy. null when torch is not importable or with --no-torch.
+                    torch_gflops divides the same flops_per_update by the torch time; xiref_over_torch is
+                    us_per_update / torch_us_per_update.
 
 The last line printed is one JSON object with every number.
 """
@@ -235,7 +237,7 @@ def torch_update(agent, args, dtype, threads):
                     theta[s.name] = (theta[s.name] - 1e-12 * g).clamp(0.0, 1.0)
 
     def update(batch):
-        obs, act, rew, obs2, done = (torch.from_numpy(x) for x in batch)
+        obs, act, rew, obs2, done = (torch.from_numpy(x).to(tdt) for x in batch)
         if cfg.ofenet:
             T = cfg.target_dim
             gated_step("ofenet", {"obs": obs, "act": act},
@@ -295,6 +297,9 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--gemm-seconds", type=float, default=0.3, help="time spent per GEMM shape")
     ap.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
+    ap.add_argument("--torch-dtype", choices=("float64", "float32"), default=None,
+                    help="dtype of the PyTorch update (default: --dtype); float64 xiref vs float32 torch is "
+                         "the comparison of the speed issue")
     args = ap.parse_args(argv)
     if not 0.0 <= args.prune_fraction < 1.0:
         ap.error("--prune-fraction must lie in [0, 1)")
@@ -330,7 +335,8 @@ def main(argv=None):
     peak = max(gemm.values())
 
     torch_times = None
-    upd = None if args.no_torch else torch_update(agent, args, dtype, threads)
+    torch_dtype = np.dtype(args.torch_dtype or args.dtype)
+    upd = None if args.no_torch else torch_update(agent, args, torch_dtype, threads)
     if upd is not None:
         kt = [0]
 
@@ -345,6 +351,8 @@ def main(argv=None):
            "flops_per_update": int(flops), "gflops": round(flops / us / 1e3, 3),
            "gemm_peak_gflops": round(peak, 3),
            "torch_us_per_update": None if torch_times is None else round(torch_times["median"] * 1e6, 1),
+           "torch_dtype": str(torch_dtype),
+           "xiref_over_torch": None if torch_times is None else round(us / (torch_times["median"] * 1e6), 3),
            "prune_fraction": args.prune_fraction,
            "us_p25": round(times["p25"] * 1e6, 1), "us_p75": round(times["p75"] * 1e6, 1),
            "cpu_us_per_update": round(cpu_us, 1),
@@ -368,7 +376,7 @@ def main(argv=None):
     if torch_times is None:
         rows.append(("torch update", "      n/a  (torch not importable or --no-torch)"))
     else:
-        rows.append(("torch update", f"{res['torch_us_per_update']:10.1f} µs  ({res['torch_gflops']:.2f} GFLOP/s; "
+        rows.append((f"torch update ({torch_dtype})", f"{res['torch_us_per_update']:10.1f} µs  ({res['torch_gflops']:.2f} GFLOP/s; "
                                      f"xiref/torch = {us / res['torch_us_per_update']:.2f})"))
     rows.append(("agent.prune() (nothing to do)", f"{prune_us:10.1f} µs"))
     rows.append(("BLAS threads", f"{threads}"))
