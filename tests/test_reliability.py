@@ -87,12 +87,14 @@ def snapshot(run_dir):
     (dict(eps_xi=-0.01), ("--eps-xi",)),
     (dict(eta_theta=-0.1), ("--eta-theta",)),
     (dict(eta_theta_actor=0.0), ("--eta-theta-actor",)),
+    (dict(eta_theta_critic=float("inf")), ("--eta-theta-critic",)),
     (dict(beta_critic=-2.0), ("--beta-critic",)),
     (dict(beta=float("nan")), ("--beta",)),
     (dict(seed=-1), ("--seed", "-1")),
     (dict(method="ofe", target_dim=5), ("--target-dim", "1..4", "5")),
     (dict(method="xinet", target_dim=-2), ("--target-dim", "-2")),
-], ids=["steps<0", "eps_xi=0", "eps_xi=0.5", "eps_xi<0", "eta_theta<0", "eta_theta_actor=0", "beta_critic<0",
+], ids=["steps<0", "eps_xi=0", "eps_xi=0.5", "eps_xi<0", "eta_theta<0", "eta_theta_actor=0", "eta_theta_critic=inf",
+        "beta_critic<0",
         "beta=nan", "seed<0", "target_dim>obs", "target_dim<0"])
 def test_cli_rejects_more_bad_settings(overrides, needles, capsys, tmp_path):
     """Nothing is created: every check runs before the run directory is made."""

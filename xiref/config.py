@@ -48,8 +48,9 @@ def validate(cfg):
          "--beta-ofenet, --beta-actor and --beta-critic must be >= 0 (or -1: use --beta)"),
         (0 < cfg.eps_xi < 0.5, f"--eps-xi must lie in (0, 0.5), got {cfg.eps_xi}"),
         (0 < cfg.eta_theta < math.inf, f"--eta-theta must be positive and finite, got {cfg.eta_theta}"),
-        (all(e == -1.0 or e > 0 for e in (cfg.eta_theta_ofenet, cfg.eta_theta_actor, cfg.eta_theta_critic)),
-         "--eta-theta-ofenet, --eta-theta-actor and --eta-theta-critic must be positive (or -1: use --eta-theta)"),
+        (all(e == -1.0 or 0 < e < math.inf for e in (cfg.eta_theta_ofenet, cfg.eta_theta_actor, cfg.eta_theta_critic)),
+         "--eta-theta-ofenet, --eta-theta-actor and --eta-theta-critic must be positive and finite "
+         "(or -1: use --eta-theta)"),
         (0 <= cfg.mu_theta < 1, f"--mu-theta must lie in [0, 1), got {cfg.mu_theta}"),
         (cfg.baseline in ("none", "loo", "pair"), f"unknown baseline {cfg.baseline!r} (none, loo, pair)"),
         (0 < cfg.gamma <= 1 and 0 < cfg.tau <= 1, "--gamma and --tau must lie in (0, 1]"),
