@@ -707,7 +707,8 @@ def _summary_dir(tmp_path, text):
                  id="ofe_widths-length"),
     pytest.param(lambda t: dict(method="ofe", ofe_widths=(3, -3, 2, 2)), "--ofe-widths",
                  id="ofe_widths<0"),
-    pytest.param(lambda t: dict(method="ofe-small", widths_from=_summary_dir(t, "{not json")), "summary.json", id="widths_from-corrupt-summary"),
+    pytest.param(lambda t: dict(method="ofe-small", widths_from=_summary_dir(t, "{not json")), "summary.json",
+                 id="widths_from-corrupt-summary"),
     pytest.param(lambda t: dict(method="ofe-small", widths_from=_summary_dir(t, json.dumps(
         {"method": "xinet", "alive_units": {f"ofenet/{b}{k}": 2 for b in "sa" for k in (1, 2, 3)}}))),
         "layers", id="widths_from-3-layer-run"),
