@@ -83,14 +83,17 @@ def bn_inputs(rng):
             "c": rng.normal(size=N)}
 
 
+def bn_train_loss(R):
+    """Scalar Σ R ⊙ BN_train(u; s, c) as a function of {u, s, c}, for autograd."""
+    return lambda t: np.sum(L.batchnorm_forward_train(t["u"], t["s"], t["c"], EPS_BN)[0] * R)
+
+
 def test_batchnorm_train_backward_matches_autograd(rng):
     """Gradient w.r.t. u runs through μ and v of the batch (not only through x̂)."""
     x = bn_inputs(rng)
     R = rng.normal(size=(B, N))
 
-    def loss(t):
-        return np.sum(L.batchnorm_forward_train(t["u"], t["s"], t["c"], EPS_BN)[0] * R)
-
+    loss = bn_train_loss(R)
     out, mu, var, xhat, inv_std = L.batchnorm_forward_train(x["u"], x["s"], x["c"], EPS_BN)
     du, ds, dc = L.batchnorm_backward_train(R, x["s"], xhat, inv_std)
     check_tree("bn_train", {"u": du, "s": ds, "c": dc}, autograd_grad(loss, x))
@@ -169,9 +172,7 @@ def test_checker_catches_bn_backward_without_batch_statistics(rng):
     x = bn_inputs(rng)
     R = rng.normal(size=(B, N))
 
-    def loss(t):
-        return np.sum(L.batchnorm_forward_train(t["u"], t["s"], t["c"], EPS_BN)[0] * R)
-
+    loss = bn_train_loss(R)
     _, _, _, xhat, inv_std = L.batchnorm_forward_train(x["u"], x["s"], x["c"], EPS_BN)
     du, ds, dc = L.batchnorm_backward_eval(R, x["s"], xhat, inv_std)
     want = autograd_grad(loss, x)

@@ -108,17 +108,24 @@ READS = {
 }
 
 
-@pytest.mark.parametrize("gate_kind", ["xi", "theta"])
-@pytest.mark.parametrize("bn_train", [True, False])
-@pytest.mark.parametrize("net", ["ofenet", "actor", "critic1", "all"])
-def test_agent_network_backward_matches_autograd(net, bn_train, gate_kind):
-    rng = np.random.default_rng(zlib.crc32(f"{net}-{bn_train}-{gate_kind}".encode()))
+def random_network(net, tag):
+    """(rng, wiring, params, stats, specs, inputs) of network `net` ("all": every layer) of the small agent,
+    randomised from a generator seeded by `tag`; inputs are the network's free sources: obs/act, and for
+    actor/critic the OFENet features they consume."""
+    rng = np.random.default_rng(zlib.crc32(tag.encode()))
     wiring = small_agent()
     widths = all_widths(wiring)
     params, stats = randomise(*Nw.init_params(wiring.layers, wiring.free_widths, rng), rng)
     specs = wiring.layers if net == "all" else wiring.net_layers(net)
-    # free inputs of this network: obs/act, and for actor/critic the OFENet features they consume
     inputs = {src: rng.normal(size=(B, widths[src])) for src in free_sources(specs)}
+    return rng, wiring, params, stats, specs, inputs
+
+
+@pytest.mark.parametrize("gate_kind", ["xi", "theta"])
+@pytest.mark.parametrize("bn_train", [True, False])
+@pytest.mark.parametrize("net", ["ofenet", "actor", "critic1", "all"])
+def test_agent_network_backward_matches_autograd(net, bn_train, gate_kind):
+    rng, wiring, params, stats, specs, inputs = random_network(net, f"{net}-{bn_train}-{gate_kind}")
     if net == "critic1":
         assert {"act", "obs", "ofenet/s1", "ofenet/s2", "ofenet/a1", "ofenet/a2"} <= set(inputs)
     if net == "actor":
@@ -128,7 +135,7 @@ def test_agent_network_backward_matches_autograd(net, bn_train, gate_kind):
     gates = make_gates(specs, gate_kind, rng)
     p = {s.name: params[s.name] for s in specs}
     st = {s.name: stats[s.name] for s in specs if s.bn}
-    check_network(specs, widths, p, inputs, gates, st, bn_train, READS[net], rng, gate_kind)
+    check_network(specs, all_widths(wiring), p, inputs, gates, st, bn_train, READS[net], rng, gate_kind)
 
 
 @pytest.mark.parametrize("gated,bn", [(True, True), (False, True), (True, False)])
@@ -285,12 +292,7 @@ def test_update_running_stats_momentum():
 def test_forward_reuse_equals_fresh_forward(net, bn_train):
     """forward(…, reuse=cache of other gates) gives bit for bit the forward under the new gates, and
     takes over exactly the layers that read only the inputs (no source produced by the specs)."""
-    rng = np.random.default_rng(zlib.crc32(f"reuse-{net}-{bn_train}".encode()))
-    wiring = small_agent()
-    widths = all_widths(wiring)
-    params, stats = randomise(*Nw.init_params(wiring.layers, wiring.free_widths, rng), rng)
-    specs = wiring.layers if net == "all" else wiring.net_layers(net)
-    inputs = {src: rng.normal(size=(B, widths[src])) for src in free_sources(specs)}
+    rng, wiring, params, stats, specs, inputs = random_network(net, f"reuse-{net}-{bn_train}")
     xi1, xi2 = make_gates(specs, "xi", rng), make_gates(specs, "xi", rng)
     _, cache1 = Nw.forward(specs, params, inputs, xi1, stats, bn_train, EPS_BN)
     acts, cache = Nw.forward(specs, params, inputs, xi2, stats, bn_train, EPS_BN, reuse=cache1)
@@ -302,6 +304,7 @@ def test_forward_reuse_equals_fresh_forward(net, bn_train):
         assert (cache[s.name] is cache1[s.name]) == reused, s.name
         check_tree(s.name, {k: v for k, v in cache[s.name].items() if k != "widths"},
                    {k: v for k, v in fresh[s.name].items() if k != "widths"}, rtol=0, atol=0)
+    widths = all_widths(wiring)
     R = {k: rng.normal(size=(B, widths[k])) for k in READS.get(net, ["critic1/out"]) if k in acts}
     got = Nw.backward(specs, params, xi2, cache, R, bn_train)
     want = Nw.backward(specs, params, xi2, fresh, R, bn_train)

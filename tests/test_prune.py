@@ -12,6 +12,7 @@ import copy
 import numpy as np
 import pytest
 
+from pruneutil import check_container_shrunk, kept_index_maps
 from xiref import adam as A
 from xiref import gates as G
 from xiref import network as N
@@ -45,37 +46,6 @@ def random_setup(wiring, rng):
 
 def random_grads(params, rng):
     return {k: {n: rng.normal(size=a.shape) for n, a in p.items()} for k, p in params.items()}
-
-
-def kept_index_maps(wiring, theta):
-    """Independent bookkeeping: for every layer, the rows and columns of its original W that survive
-    pruning the units with θ = 0 (rows follow the concatenation order of its sources)."""
-    free = wiring.free_widths
-    keep_units = {}
-    for s in wiring.layers:
-        keep_units[s.name] = np.flatnonzero(theta[s.name] > 0) if s.gated else np.arange(s.n_out)
-    maps = {}
-    for s in wiring.layers:
-        rows, offset = [], 0
-        for src in s.inputs:
-            width = free[src] if src in free else len(theta.get(src, np.empty(wiring.layer(src).n_out)))
-            kept = np.arange(width) if src in free else keep_units[src]
-            rows.append(offset + kept)
-            offset += width
-        maps[s.name] = (np.concatenate(rows), keep_units[s.name])
-    return maps
-
-
-def check_container_shrunk(name, before, after, maps):
-    assert set(before) == set(after), name
-    for layer, arrays in before.items():
-        rows, cols = maps[layer]
-        assert set(arrays) == set(after[layer]), (name, layer)
-        for k, a in arrays.items():
-            want = a[np.ix_(rows, cols)] if a.ndim == 2 else a[cols]
-            got = after[layer][k]
-            assert got.shape == want.shape, (name, layer, k, got.shape, want.shape)
-            assert np.array_equal(got, want), (name, layer, k)
 
 
 def theta_with_zeros(wiring, rng, zero_layers):

@@ -20,6 +20,7 @@ import json
 import numpy as np
 import pytest
 
+from pruneutil import check_container_shrunk, kept_index_maps
 from xiref import checkpoint as ck
 from xiref import layers as L
 from xiref import network as N
@@ -93,32 +94,6 @@ def agent_outputs(agent, obs, act, eps):
             "q1": q1, "q2": q2, "q1_target": t1, "q2_target": t2, "head": acts["ofenet/head"]}
 
 
-def kept_maps(wiring, theta):
-    """For every layer: (rows of its old W, columns) that survive pruning the θ = 0 units."""
-    free = wiring.free_widths
-    cols = {s.name: (np.flatnonzero(theta[s.name] > 0) if s.gated else np.arange(s.n_out)) for s in wiring.layers}
-    maps = {}
-    for s in wiring.layers:
-        rows, off = [], 0
-        for src in s.inputs:
-            w = free[src] if src in free else len(theta[src]) if src in theta else wiring.layer(src).n_out
-            rows.append(off + (np.arange(w) if src in free else cols[src]))
-            off += w
-        maps[s.name] = (np.concatenate(rows), cols[s.name])
-    return maps
-
-
-def assert_shrunk(what, before, after, maps):
-    assert set(before) == set(after), what
-    for layer, arrays in before.items():
-        rows, cols = maps[layer]
-        assert set(arrays) == set(after[layer]), (what, layer)
-        for k, a in arrays.items():
-            want = a[np.ix_(rows, cols)] if a.ndim == 2 else a[cols]
-            assert after[layer][k].shape == want.shape, (what, layer, k)
-            assert np.array_equal(after[layer][k], want), (what, layer, k)
-
-
 def assert_consistent(agent):
     """Every container's shapes follow the current widths (len θ) of the wiring."""
     wr, th = agent.wiring, agent.theta
@@ -159,7 +134,7 @@ def test_agent_prune_preserves_every_output_and_state():
     snap = copy.deepcopy(dict(params=agent.params, stats=agent.stats, target=agent.target,
                               m={n: o.m for n, o in agent.opt.items()}, v={n: o.v for n, o in agent.opt.items()},
                               theta=agent.theta, m_theta=agent.m_theta))
-    maps = kept_maps(wr, agent.theta)
+    maps = kept_index_maps(wr, agent.theta)
     cost_before = float(WR.cost(wr, agent.theta))
     params_before = WR.param_count(agent.params)
 
@@ -173,12 +148,12 @@ def test_agent_prune_preserves_every_output_and_state():
         np.testing.assert_allclose(after[k], before[k], rtol=0, atol=1e-12, err_msg=k)
 
     # containers shrink exactly as independent index bookkeeping says
-    assert_shrunk("params", snap["params"], agent.params, maps)
-    assert_shrunk("stats", snap["stats"], agent.stats, maps)
-    assert_shrunk("target", snap["target"], agent.target, maps)
+    check_container_shrunk("params", snap["params"], agent.params, maps)
+    check_container_shrunk("stats", snap["stats"], agent.stats, maps)
+    check_container_shrunk("target", snap["target"], agent.target, maps)
     for net, o in agent.opt.items():
-        assert_shrunk(f"opt[{net}].m", snap["m"][net], o.m, maps)
-        assert_shrunk(f"opt[{net}].v", snap["v"][net], o.v, maps)
+        check_container_shrunk(f"opt[{net}].m", snap["m"][net], o.m, maps)
+        check_container_shrunk(f"opt[{net}].v", snap["v"][net], o.v, maps)
     for k in snap["theta"]:
         assert np.array_equal(agent.theta[k], snap["theta"][k][maps[k][1]])
         assert np.array_equal(agent.m_theta[k], snap["m_theta"][k][maps[k][1]])

@@ -24,6 +24,14 @@ SHARED_KNOBS = dict(beta_ofenet=-1.0, beta_actor=-1.0, beta_critic=-1.0,
                     eta_theta_ofenet=-1.0, eta_theta_actor=-1.0, eta_theta_critic=-1.0)
 
 
+def resolve_knob(get, net, name):
+    """β or η_θ (`name` = "beta" | "eta_theta") of network `net`: its own field `name_<net>` (critic1 and
+    critic2 share `name_critic`) unless -1, else the shared field `name`. `get(field)` reads a setting; a
+    field it does not know (a checkpoint from before the field existed) reads as -1."""
+    own = get(f"{name}_{'critic' if net.startswith('critic') else net}")
+    return own if own is not None and own >= 0 else get(name)
+
+
 @dataclass
 class AgentConfig:
     """Networks, SAC, OFENet and XiNet hyperparameters (defaults: docs/METHOD.md §2, §3, §7)."""
@@ -124,9 +132,8 @@ class Agent:
         return acts["critic1/out"][:, 0], acts["critic2/out"][:, 0], (specs, allp, cache)
 
     def knob(self, net, name):
-        """Per-network value of `beta` or `eta_theta`: its own field unless -1, else the shared one."""
-        own = getattr(self.cfg, f"{name}_{'critic' if net.startswith('critic') else net}")
-        return own if own >= 0 else getattr(self.cfg, name)
+        """Per-network value of `beta` or `eta_theta` (see `resolve_knob`)."""
+        return resolve_knob(lambda field: getattr(self.cfg, field), net, name)
 
     # ------------------------------------------------------------------ one network's step
     def _step_net(self, net, mean_loss, grads, g_theta, update_theta):

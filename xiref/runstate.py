@@ -5,6 +5,7 @@ from dataclasses import asdict
 import numpy as np
 
 from .adam import AdamState
+from .agent import resolve_knob
 
 
 def agent_arrays(agent):
@@ -77,11 +78,9 @@ def effective_config(d):
     or the shared one when −1, as `Agent.knob`) instead of the raw fields, and no gate settings for an
     ungated method — so a changed default that the run does not use never blocks a resume."""
     d = dict(d)
-    for name in ("beta", "eta_theta"):
-        shared = d.pop(name, None)
-        for net in PER_NET:
-            own = d.get(f"{name}_{net}", -1.0)
-            d[f"{name}_{net}"] = own if own >= 0 else shared
+    resolved = {f"{name}_{net}": resolve_knob(d.get, net, name) for name in ("beta", "eta_theta") for net in PER_NET}
+    d = {k: v for k, v in d.items() if k not in ("beta", "eta_theta")}
+    d.update(resolved)
     if d.get("method") != "xinet":
         d = {k: v for k, v in d.items() if not k.startswith(GATE_ONLY)}
     return d
