@@ -2,7 +2,8 @@
 
 Each run is a directory examples/results/<env>/<method>/seed<k>/. A run with summary.json is skipped; a
 run with a checkpoint is resumed (`--resume`); anything else starts fresh. Runs go to worker processes,
-one BLAS thread each, so `--jobs 2` fills a 2-core laptop. `ofe-small` runs take their widths from the
+one BLAS thread each, so `--jobs 2` fills a 2-core laptop. A run another process is writing (its
+run.lock names a live process, xiref/runlock.py) is skipped, so two launchers can share a grid. `ofe-small` runs take their widths from the
 finished `xinet` run of the same env and seed (they wait until it exists).
 
     python examples/campaign.py --envs Hopper-v5 --methods sac,ofe --seeds 0,1,2 --steps 100000 --jobs 2
@@ -15,6 +16,8 @@ import os
 import subprocess
 import sys
 import time
+
+from xiref.runlock import holder
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
@@ -63,6 +66,10 @@ def main(argv=None):
         while ready and len(running) < args.jobs:
             t = ready.pop(0)
             todo.remove(t)
+            if holder(run_dir(*t)):                                  # another launcher is training it
+                print(f"{time.strftime('%H:%M:%S')} skip {t}: being written by pid {holder(run_dir(*t))[0]}",
+                      flush=True)
+                continue
             os.makedirs(run_dir(*t), exist_ok=True)
             log = open(os.path.join(run_dir(*t), "stdout.log"), "a")
             cmd = command(*t, args.steps, args.dtype, args.extra)

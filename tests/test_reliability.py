@@ -8,7 +8,8 @@ What test_train.py and test_xinet_agent.py do not already cover:
   prediction target T outside 1..O), spaces gymnasium envs can have (unbounded Box action, 2-D observation,
   MultiBinary action), a directory holding a run's results without its config.json, --overwrite of a
   different run (and a refused --overwrite that leaves it intact), --resume with fewer --steps than the
-  checkpoint, checkpoints with a flipped header byte, another xiref version, other dimensions in the header
+  checkpoint, a directory another live process is writing (refused even with --overwrite; a lock of a gone
+  process, an empty or torn lock is taken over and released), checkpoints with a flipped header byte, another xiref version, other dimensions in the header
   or in an array, a missing array or header entry (for `train --resume` and for `export`); the episode's
   step count is saved and restored through extra env wrappers;
 * same seed ⇒ bit-identical run for ofe-small (with a DenseNet layer of width 0);
@@ -26,7 +27,11 @@ What test_train.py and test_xinet_agent.py do not already cover:
   --widths-from source) and `plot` on an unreadable config.json.
 """
 import json
+import os
 import re
+import socket
+import subprocess
+import sys
 import warnings
 
 import gymnasium as gym
@@ -43,6 +48,7 @@ from xiref import gates as G
 from xiref import layers as L
 from xiref import network as N
 from xiref import prune as P
+from xiref import runlock as RL
 from xiref import sac
 from xiref import train as T
 from xiref import wiring as WR
@@ -174,6 +180,64 @@ def test_cli_resume_with_fewer_steps_than_the_checkpoint(quick_xinet, capsys, tm
                       "50")
     assert snapshot(run) == before
 
+
+
+# ------------------------------------------------------------------ one writer per run directory
+@pytest.fixture
+def live_process():
+    """A process that is alive for the test's duration (its pid stands in for another xiref writer)."""
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    yield proc.pid
+    proc.kill()
+    proc.wait()
+
+
+def _dead_pid():
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+@pytest.mark.parametrize("flag", ["--resume", "--overwrite"])
+def test_cli_refuses_a_directory_another_process_is_writing(flag, quick_xinet, live_process, capsys, tmp_path):
+    """Even --overwrite must not delete the files of a run that is still being written."""
+    run = copy_run(quick_xinet, tmp_path / "run")
+    (run / RL.LOCK_NAME).write_text(f"{live_process} {socket.gethostname()}\n")
+    before = snapshot(run)
+    assert_user_error(capsys, cli_args(run, flag, method="xinet", **{**QUICK, "steps": 60}),
+                      "another xiref process", f"pid {live_process}", RL.LOCK_NAME)
+    assert snapshot(run) == before
+
+
+def test_lock_of_another_host_is_respected(quick_xinet, capsys, tmp_path):
+    run = copy_run(quick_xinet, tmp_path / "run")
+    (run / RL.LOCK_NAME).write_text(f"{os.getpid()} not-{socket.gethostname()}\n")
+    assert_user_error(capsys, cli_args(run, "--resume", method="xinet", **{**QUICK, "steps": 60}),
+                      f"not-{socket.gethostname()}")
+
+
+@pytest.mark.parametrize("content", ["{dead} {host}\n", "", "garbage"], ids=["dead-holder", "empty", "torn"])
+def test_stale_lock_is_taken_over_and_released(content, quick_xinet, capsys, tmp_path):
+    """A lock whose holder is gone (or that a crash left empty/torn) does not block; no lock is left after."""
+    run = copy_run(quick_xinet, tmp_path / "run")
+    (run / RL.LOCK_NAME).write_text(content.format(dead=_dead_pid(), host=socket.gethostname()))
+    assert main(cli_args(run, "--resume", "--quiet", method="xinet", **{**QUICK, "steps": 60})) == 0
+    assert not (run / RL.LOCK_NAME).exists()
+    assert json.loads((run / "summary.json").read_text())["steps"] == 60
+
+
+def test_lock_is_held_during_the_run_and_released_on_a_user_error(monkeypatch, capsys, tmp_path):
+    """The lock names this process while training; a run stopped by a blow-up releases it."""
+    run, seen = tmp_path / "run", []
+
+    def env_step(self, original=T.Run.env_step):
+        seen.append(RL.holder(str(run)) is None and (run / RL.LOCK_NAME).read_text().split()[0])
+        if self.step == 20:
+            raise FloatingPointError("made-up blow-up")
+        return original(self)
+    monkeypatch.setattr(T.Run, "env_step", env_step)
+    assert_user_error(capsys, cli_args(run, method="sac", **QUICK), "made-up blow-up")
+    assert set(seen) == {str(os.getpid())} and not (run / RL.LOCK_NAME).exists()
 
 def _edit_saved_config(path, **changes):
     header, flat = ck.load(str(path))

@@ -21,6 +21,7 @@ from .buffer import ReplayBuffer
 from .config import METHODS, TrainConfig, config_from_dict, resolve_method, validate  # noqa: F401 (re-exported)
 from .envs import UserError, env_dims, make_env
 from .metrics import alive_units, progress_row, sizes
+from .runlock import run_lock
 from .runstate import agent_arrays, restore_run, save_run
 
 RUN_FILES = ("checkpoint.npz", "checkpoint.npz.tmp", "progress.csv", "timing.csv", "summary.json", "curves.png")
@@ -203,13 +204,18 @@ def read_csv(path):
 
 def train(cfg, resume=False, overwrite=False, echo=print):
     """Run (or resume) a training run in cfg.out; returns the summary dict."""
-    cfg_path = os.path.join(cfg.out, "config.json")
     held = [n for n in ("config.json",) + RUN_FILES if os.path.exists(os.path.join(cfg.out, n))]
     if held and not (resume or overwrite):
         raise UserError(f"{cfg.out} already holds a run ({held[0]}); pass --resume to continue it or --overwrite "
                         "to replace it")
     run = Run(cfg)
     os.makedirs(cfg.out, exist_ok=True)
+    with run_lock(cfg.out):               # one writer per directory (xiref/runlock.py)
+        return _train_locked(run, cfg, resume, overwrite, echo)
+
+
+def _train_locked(run, cfg, resume, overwrite, echo):
+    cfg_path = os.path.join(cfg.out, "config.json")
     if overwrite and not resume:
         for name in RUN_FILES:                 # the old run's files must not mix with the new one's
             if os.path.exists(os.path.join(cfg.out, name)):
