@@ -50,6 +50,7 @@ from contextlib import contextmanager
 import numpy as np
 
 from xiref import layers as L
+from xiref.allocator import keep_freed_memory
 from xiref.agent import SHARED_KNOBS, Agent, AgentConfig
 
 METHODS = ("sac", "ofe", "xinet")
@@ -105,17 +106,29 @@ def widths(agent):
 
 
 # ---------------------------------------------------------------------- measuring
+def minor_faults():
+    """Minor page faults of this process so far (None where the resource module is missing)."""
+    try:
+        import resource
+    except ImportError:
+        return None
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
 def time_calls(fn, repeats, warmup):
-    """Per-call wall times and CPU times of this process (s) of fn() after warm-up calls."""
+    """Per-call wall times and CPU times of this process (s) of fn() after warm-up calls, and the mean
+    number of minor page faults per call (None if unknown)."""
     for _ in range(warmup):
         fn()
     wall, cpu = [], []
+    f0 = minor_faults()
     for _ in range(repeats):
         t0, c0 = time.perf_counter(), time.process_time()
         fn()
         wall.append(time.perf_counter() - t0)
         cpu.append(time.process_time() - c0)
-    return wall, cpu
+    faults = None if f0 is None else (minor_faults() - f0) / repeats
+    return wall, cpu, faults
 
 
 def quantiles(times):
@@ -300,6 +313,8 @@ def main(argv=None):
     ap.add_argument("--torch-dtype", choices=("float64", "float32"), default=None,
                     help="dtype of the PyTorch update (default: --dtype); float64 xiref vs float32 torch is "
                          "the comparison of the speed issue")
+    ap.add_argument("--default-malloc", action="store_true",
+                    help="keep glibc's allocator defaults (xiref/allocator.py: page faults on every update)")
     args = ap.parse_args(argv)
     if not 0.0 <= args.prune_fraction < 1.0:
         ap.error("--prune-fraction must lie in [0, 1)")
@@ -308,6 +323,8 @@ def main(argv=None):
     if min(args.repeats, args.batch, args.hidden, args.obs_dim, args.act_dim) < 1 or args.warmup < 0:
         ap.error("--repeats, --batch, --hidden, --obs-dim, --act-dim must be positive, --warmup >= 0")
 
+    if not args.default_malloc:
+        keep_freed_memory()                    # as `xiref train` does; torch's update runs in the same process
     dtype, threads = np.dtype(args.dtype), blas_threads()
     rng = np.random.default_rng(args.seed)
     agent = make_agent(args, dtype)
@@ -320,7 +337,7 @@ def main(argv=None):
         k[0] += 1
         xiref_update(agent, batches[k[0] % len(batches)], rng)
 
-    wall, cpu = time_calls(one_update, args.repeats, args.warmup)
+    wall, cpu, faults = time_calls(one_update, args.repeats, args.warmup)
     times, cpu_us = quantiles(wall), statistics.median(cpu) * 1e6
     with count_flops() as flops:
         one_update()
@@ -343,7 +360,7 @@ def main(argv=None):
         def torch_one():
             kt[0] += 1
             upd(batches[kt[0] % len(batches)])
-        t_wall, t_cpu = time_calls(torch_one, args.repeats, args.warmup)
+        t_wall, t_cpu, torch_faults = time_calls(torch_one, args.repeats, args.warmup)
         torch_times, torch_cpu_us = quantiles(t_wall), statistics.median(t_cpu) * 1e6
 
     us = times["median"] * 1e6
@@ -357,6 +374,10 @@ def main(argv=None):
            "us_p25": round(times["p25"] * 1e6, 1), "us_p75": round(times["p75"] * 1e6, 1),
            "cpu_us_per_update": round(cpu_us, 1),
            "torch_cpu_us_per_update": None if torch_times is None else round(torch_cpu_us, 1),
+           "page_faults_per_update": None if faults is None else round(faults, 1),
+           "torch_page_faults_per_update": None if torch_times is None or torch_faults is None
+           else round(torch_faults, 1),
+           "malloc": "default" if args.default_malloc else "keep_freed_memory",
            "gemm_fraction": round(flops / us / 1e3 / peak, 4),
            "gemm_gflops": {k: round(v, 3) for k, v in gemm.items()},
            "torch_gflops": None if torch_times is None else round(flops / torch_times["median"] / 1e9, 3),
@@ -370,6 +391,7 @@ def main(argv=None):
                                f"({res['units_removed']} units removed, {res['params']} params)"),
             ("xiref update", f"{us:10.1f} µs  (p25 {res['us_p25']:.1f}, p75 {res['us_p75']:.1f}; "
                              f"{args.repeats} updates after {args.warmup}; CPU time {cpu_us:.1f} µs)"),
+            ("page faults / update", f"{res['page_faults_per_update']}  (malloc: {res['malloc']})"),
             ("GEMM FLOPs / update", f"{flops / 1e6:10.2f} MFLOP"),
             ("xiref rate", f"{res['gflops']:10.2f} GFLOP/s  ({100 * res['gemm_fraction']:.1f} % of GEMM peak)")]
     rows += [(f"numpy GEMM {k}", f"{v:10.2f} GFLOP/s") for k, v in gemm.items()]
