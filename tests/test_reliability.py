@@ -26,6 +26,7 @@ What test_train.py and test_xinet_agent.py do not already cover:
 * the remaining settings (infinite η_θ, BN ε and momentum, λ_w, OFENet widths, a corrupt or mismatched
   --widths-from source) and `plot` on an unreadable config.json.
 """
+import functools
 import json
 import os
 import re
@@ -61,15 +62,12 @@ from xiref.envs import get_env_state, make_env, set_env_state
 @pytest.fixture(scope="module")
 def xinet_run(tmp_path_factory):
     """xinet_run(steps) -> directory of the tiny xinet run (β = 5: it prunes) stopped at `steps`."""
-    made = {}
-
+    @functools.cache
     def get(steps):
-        if steps not in made:
-            out = tmp_path_factory.mktemp(f"xinet-{steps}")
-            train_summary = T.train(tiny_config(out, **{**VARIANTS["xinet"], "steps": steps}), echo=quiet)
-            assert train_summary["steps"] == steps
-            made[steps] = out
-        return made[steps]
+        out = tmp_path_factory.mktemp(f"xinet-{steps}")
+        train_summary = T.train(tiny_config(out, **{**VARIANTS["xinet"], "steps": steps}), echo=quiet)
+        assert train_summary["steps"] == steps
+        return out
     return get
 
 

@@ -13,6 +13,7 @@ All runs use a tiny configuration (16×16 actor/critics, OFENet 2×4, 600 steps)
 under 90 s.
 """
 import csv
+import functools
 import io
 import json
 import shutil
@@ -113,29 +114,23 @@ def assert_same_run(a, b):
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
     """reference(variant) -> directory of the uninterrupted tiny run (made once per module)."""
-    made = {}
-
+    @functools.cache
     def get(variant):
-        if variant not in made:
-            out = tmp_path_factory.mktemp("ref-" + variant)
-            summary = train(tiny_config(out, **VARIANTS[variant]), echo=quiet)
-            assert summary["steps"] == TINY["steps"]
-            made[variant] = out
-        return made[variant]
+        out = tmp_path_factory.mktemp("ref-" + variant)
+        summary = train(tiny_config(out, **VARIANTS[variant]), echo=quiet)
+        assert summary["steps"] == TINY["steps"]
+        return out
     return get
 
 
 @pytest.fixture(scope="module")
 def quick(tmp_path_factory):
     """quick(method) -> directory of a finished QUICK run (no learning)."""
-    made = {}
-
+    @functools.cache
     def get(method):
-        if method not in made:
-            out = tmp_path_factory.mktemp("quick-" + method)
-            train(tiny_config(out, method=method, **QUICK), echo=quiet)
-            made[method] = out
-        return made[method]
+        out = tmp_path_factory.mktemp("quick-" + method)
+        train(tiny_config(out, method=method, **QUICK), echo=quiet)
+        return out
     return get
 
 

@@ -14,6 +14,7 @@ docs/METHOD.md §7–§9).
 """
 import copy
 import csv
+import functools
 import io
 import json
 
@@ -237,12 +238,9 @@ RUNS = {   # float64: the export (float64 arrays) must reproduce the run's actio
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """runs(kind) -> (run directory, summary) of a finished tiny run (made once per module)."""
-    made = {}
-
+    @functools.cache
     def get(kind):
-        if kind not in made:
-            made[kind] = run_tiny(tmp_path_factory.mktemp(kind), **RUNS[kind])
-        return made[kind]
+        return run_tiny(tmp_path_factory.mktemp(kind), **RUNS[kind])
     return get
 
 
