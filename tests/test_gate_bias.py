@@ -1,0 +1,59 @@
+"""examples/gate_bias.py: the expected-gate vs sampled-gate critic comparison.
+
+The sampling floor alone makes them differ: with every θ = 1 a mask still drops each unit with probability
+ε_ξ (Eq. 4), so the sampled critic's mean differs from the expected-gate critic's; with ε_ξ → 0 the masks
+are all ones and both are the same numbers. The script runs on a real (tiny) checkpoint and refuses runs
+without gates or without a checkpoint in one line."""
+import json
+import os
+import sys
+
+import numpy as np
+import pytest
+
+from test_train import QUICK, quiet, tiny_config
+from xiref import train as T
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "examples"))
+import gate_bias  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def xinet_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("gb-xinet")
+    T.train(tiny_config(out, method="xinet", **{**QUICK, "steps": 400, "checkpoint_every": 400}), echo=quiet)
+    return out
+
+
+def test_reports_every_critic(xinet_dir, capsys):
+    assert gate_bias.main([str(xinet_dir), "--batch", "64", "--draws", "8"]) == 0
+    res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])[0]
+    assert res["step"] == 400
+    for k in ("critic1", "critic2"):
+        c = res[k]
+        assert np.isfinite([c["q_expected"], c["q_sampled"], c["epsilon"], c["epsilon_se"]]).all()
+        assert c["epsilon_se"] > 0 and c["gamma_eff"] == pytest.approx(res["gamma"] * (1 + c["epsilon"]))
+
+
+@pytest.mark.parametrize("eps_xi, same", [(1e-12, True), (0.2, False)])
+def test_sampling_floor_alone_separates_the_two(xinet_dir, eps_xi, same):
+    run = gate_bias.load_run(str(xinet_dir))
+    agent = run.agent
+    for s in agent.wiring.layers:
+        if s.gated:
+            agent.theta[s.name] = np.ones_like(agent.theta[s.name])
+    agent.cfg.eps_xi = eps_xi
+    rng = np.random.default_rng(0)
+    obs, act, _, _, _ = run.buffer.sample(rng, 64)
+    q_exp, q_s = gate_bias.critic_bias(agent, "critic1", obs, act, rng, 4)
+    assert q_s.shape == (4, 64)
+    assert np.array_equal(q_s[0], q_exp) == same and np.array_equal(q_s[-1], q_exp) == same
+
+
+def test_refuses_runs_without_gates_or_checkpoint(tmp_path, capsys):
+    sac = tmp_path / "sac"
+    T.train(tiny_config(sac, method="sac", **QUICK), echo=quiet)
+    for path, needle in ((sac, "no gates"), (tmp_path / "missing", "no config.json and checkpoint.npz")):
+        assert gate_bias.main([str(path)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("gate_bias: error:") and needle in err[0]
