@@ -9,7 +9,8 @@ What test_train.py and test_xinet_agent.py do not already cover:
   MultiBinary action), a directory holding a run's results without its config.json, --overwrite of a
   different run (and a refused --overwrite that leaves it intact), --resume with fewer --steps than the
   checkpoint, a directory another live process is writing (refused even with --overwrite; a lock of a gone
-  process, an empty or torn lock is taken over and released), checkpoints with a flipped header byte, another xiref version, other dimensions in the header
+  process, an empty or torn lock is taken over and released; SIGTERM stops like Ctrl-C and frees the lock),
+  checkpoints with a flipped header byte, another xiref version, other dimensions in the header
   or in an array, a missing array or header entry (for `train --resume` and for `export`); the episode's
   step count is saved and restored through extra env wrappers;
 * same seed ⇒ bit-identical run for ofe-small (with a DenseNet layer of width 0);
@@ -30,9 +31,11 @@ import functools
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
+import time
 import warnings
 
 import gymnasium as gym
@@ -783,3 +786,25 @@ def test_plot_rejects_a_run_with_unparsable_config(quick_xinet, capsys, tmp_path
     run = copy_run(quick_xinet, tmp_path / "run")
     (run / "config.json").write_text("{not json")
     assert_user_error(capsys, ["plot", str(run), "--out", str(tmp_path / "c.png")], "config.json")
+
+
+def test_sigterm_stops_like_ctrl_c_and_releases_the_lock(tmp_path):
+    """kill PID during a run: one line, exit 130, no run.lock left, and the run resumes from its checkpoint."""
+    run = tmp_path / "run"
+    argv = cli_args(run, "--quiet", method="xinet", **{**QUICK, "steps": 100_000, "checkpoint_every": 400})
+    proc = subprocess.Popen([sys.executable, "-m", "xiref"] + argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=dict(os.environ, OPENBLAS_NUM_THREADS="1"))
+    try:
+        deadline = time.time() + 120
+        while not (run / "checkpoint.npz").exists() and time.time() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+        assert (run / RL.LOCK_NAME).exists()
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130 and "Traceback" not in err
+    assert err.strip().splitlines() == ["xiref: interrupted; the last checkpoint is kept"]
+    assert not (run / RL.LOCK_NAME).exists() and not (run / "checkpoint.npz.tmp").exists()
+    assert main(cli_args(run, "--resume", "--quiet", method="xinet",
+                         **{**QUICK, "steps": 2000, "checkpoint_every": 400})) == 0   # > the kill's checkpoint

@@ -4,7 +4,9 @@ User errors end with one line `xiref: error: …` and exit status 2, never a tra
 """
 import argparse
 import json
+import signal
 import sys
+import threading
 from dataclasses import fields
 
 import numpy as np
@@ -98,6 +100,8 @@ def cmd_reference(args):
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
+    previous = signal.signal(signal.SIGTERM, _terminate) if threading.current_thread() is threading.main_thread() \
+        else None
     try:
         # NaN/inf are detected and reported by the commands themselves, in one line; numpy's
         # RuntimeWarnings would only add multi-line noise to stderr before it
@@ -113,4 +117,13 @@ def main(argv=None):
     except KeyboardInterrupt:
         print("xiref: interrupted; the last checkpoint is kept", file=sys.stderr)
         return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     return 0
+
+
+def _terminate(signum, frame):
+    """SIGTERM (kill, a batch system's time limit) stops like Ctrl-C: the run's lock is released, temp files
+    are never renamed into place, and the last checkpoint stays the one to resume from."""
+    raise KeyboardInterrupt
