@@ -58,7 +58,7 @@ class AgentConfig:
     eta_theta_actor: float = 0.01   # η_θ for the actor alone (-1: use eta_theta; default measured, METHOD §7)
     eta_theta_critic: float = 0.002 # η_θ for each critic (-1: use eta_theta; default measured, METHOD §7)
     mu_theta: float = 0.99          # μ_θ (Eq. 32)
-    eps_xi: float = 0.01            # ε_ξ sampling floor (Eq. 4)
+    eps_xi: float = 0.001           # ε_ξ sampling floor (Eq. 4; Choice, docs/METHOD.md)
     baseline: str = "pair"          # score-function baseline (Eq. 23)
     lam_w: float = 0.0              # λ_w slab-prior weight (Eq. 16); 0 as SAC/OFENet use no weight decay
     loss_scale_rate: float = 0.01   # EMA rate of L̄_n (Eq. 19)

@@ -29,7 +29,7 @@ def _one_pass(specs, params, inputs, xi, loss_fn, stats, bn_train, eps_bn, reuse
     return ell, grads, cache
 
 
-def gated_gradients(specs, params, inputs, theta, loss_fn, rng, baseline="pair", eps_xi=0.01,
+def gated_gradients(specs, params, inputs, theta, loss_fn, rng, baseline="pair", eps_xi=0.001,
                     stats=None, bn_train=False, eps_bn=1e-3):
     """Pathwise ĝ_W (Eq. 20, loss part) and score-function ĝ_θ (Eq. 22–23) from sampled masks.
 
