@@ -41,6 +41,7 @@ def load_run(run_dir):
         raise UserError(f"{path} is not a readable run configuration ({exc})") from None
     if not cfg.gated:
         raise UserError(f"{run_dir} is a {cfg.method} run: it has no gates")
+    cfg.out = run_dir                      # the directory asked for, not where the run was made (it may have moved)
     run = Run(cfg)
     run.restore()
     return run

@@ -50,6 +50,21 @@ def test_sampling_floor_alone_separates_the_two(xinet_dir, eps_xi, same):
     assert np.array_equal(q_s[0], q_exp) == same and np.array_equal(q_s[-1], q_exp) == same
 
 
+def test_reads_a_moved_run_from_where_it_is_now(xinet_dir, tmp_path):
+    """config.json keeps the directory a run was made in; a moved or copied run must be measured from its
+    own checkpoint, not from whatever now sits at the old path."""
+    import shutil
+    moved = tmp_path / "moved"
+    shutil.copytree(xinet_dir, moved)
+    with open(moved / "config.json") as f:
+        cfg = json.load(f)
+    cfg["out"] = str(tmp_path / "nowhere")            # the old place no longer holds this run
+    with open(moved / "config.json", "w") as f:
+        json.dump(cfg, f)
+    run = gate_bias.load_run(str(moved))
+    assert run.step == 400 and run.cfg.out == str(moved)
+
+
 def test_refuses_runs_without_gates_or_checkpoint(tmp_path, capsys):
     sac = tmp_path / "sac"
     T.train(tiny_config(sac, method="sac", **QUICK), echo=quiet)
