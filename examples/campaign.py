@@ -8,6 +8,8 @@ finished `xinet` run of the same env and seed (they wait until it exists).
 
     python examples/campaign.py --envs Hopper-v5 --methods sac,ofe --seeds 0,1,2 --steps 100000 --jobs 2
 
+Besides the four methods, the grid accepts the variants in VARIANTS (a directory name standing for a method
+plus fixed flags), e.g. `xinet-ofenet-only`, measured in docs/METHOD.md ("The sampling floor …").
 Extra flags after `--` go to every `xiref train` call (e.g. `-- --eval-episodes 10`).
 Expected runtime: Hopper-v5, float32, 100k steps: sac ≈ 20 min, ofe ≈ 45 min per run on one core.
 """
@@ -20,6 +22,11 @@ import time
 from xiref.runlock import holder
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+# directory name -> (xiref method, its fixed flags)
+VARIANTS = {
+    # every net gated, but the actor's and critics' θ never step within 1M steps: XiNet prunes OFENet alone
+    "xinet-ofenet-only": ("xinet", ["--theta-delay-sac", "1000000"]),
+}
 
 
 def run_dir(env, method, seed):
@@ -28,8 +35,9 @@ def run_dir(env, method, seed):
 
 def command(env, method, seed, steps, dtype, extra):
     out = run_dir(env, method, seed)
-    cmd = [sys.executable, "-m", "xiref", "train", "--env", env, "--method", method, "--seed", str(seed),
-           "--steps", str(steps), "--dtype", dtype, "--out", out, "--quiet"] + list(extra)
+    cli_method, fixed = VARIANTS.get(method, (method, []))
+    cmd = [sys.executable, "-m", "xiref", "train", "--env", env, "--method", cli_method, "--seed", str(seed),
+           "--steps", str(steps), "--dtype", dtype, "--out", out, "--quiet"] + fixed + list(extra)
     if method == "ofe-small":
         cmd += ["--widths-from", run_dir(env, "xinet", seed)]
     if os.path.exists(os.path.join(out, "checkpoint.npz")):

@@ -1,0 +1,52 @@
+"""examples/campaign.py: the command each grid cell runs (method, variant flags, resume / overwrite, ofe-small's
+widths), checked without training anything."""
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "examples"))
+import campaign  # noqa: E402
+
+
+@pytest.fixture
+def root(tmp_path, monkeypatch):
+    monkeypatch.setattr(campaign, "ROOT", str(tmp_path))
+    return tmp_path
+
+
+def flag(cmd, name):
+    return cmd[cmd.index(name) + 1]
+
+
+def test_plain_method_runs_itself_fresh(root):
+    cmd = campaign.command("Hopper-v5", "ofe", 2, 1000, "float32", ["--eval-episodes", "3"])
+    assert cmd[1:4] == ["-m", "xiref", "train"]
+    assert flag(cmd, "--method") == "ofe" and flag(cmd, "--seed") == "2" and flag(cmd, "--steps") == "1000"
+    assert flag(cmd, "--out") == os.path.join(str(root), "Hopper-v5", "ofe", "seed2")
+    assert flag(cmd, "--eval-episodes") == "3"
+    assert "--resume" not in cmd and "--overwrite" not in cmd and "--widths-from" not in cmd
+
+
+def test_variant_is_its_method_plus_fixed_flags_in_its_own_directory(root):
+    cmd = campaign.command("Hopper-v5", "xinet-ofenet-only", 0, 1000, "float32", [])
+    method, fixed = campaign.VARIANTS["xinet-ofenet-only"]
+    assert flag(cmd, "--method") == method == "xinet"
+    assert flag(cmd, "--theta-delay-sac") == "1000000" and all(f in cmd for f in fixed)
+    assert flag(cmd, "--out").endswith(os.path.join("Hopper-v5", "xinet-ofenet-only", "seed0"))
+
+
+def test_resume_after_a_checkpoint_overwrite_before_one(root):
+    out = root / "Hopper-v5" / "xinet" / "seed1"
+    out.mkdir(parents=True)
+    (out / "config.json").write_text("{}")
+    assert "--overwrite" in campaign.command("Hopper-v5", "xinet", 1, 10, "float32", [])
+    (out / "checkpoint.npz").write_bytes(b"")
+    cmd = campaign.command("Hopper-v5", "xinet", 1, 10, "float32", [])
+    assert "--resume" in cmd and "--overwrite" not in cmd
+
+
+def test_ofe_small_takes_widths_from_the_same_seeds_xinet_run(root):
+    cmd = campaign.command("HalfCheetah-v5", "ofe-small", 2, 10, "float32", [])
+    assert flag(cmd, "--method") == "ofe-small"
+    assert flag(cmd, "--widths-from") == os.path.join(str(root), "HalfCheetah-v5", "xinet", "seed2")
