@@ -1,6 +1,7 @@
 """Learning curves and pruning curves from run directories (matplotlib, apart from the maths)."""
 import json
 import os
+import re
 from collections import defaultdict
 
 import numpy as np
@@ -35,20 +36,32 @@ def _mean_std(series_list):
     return np.array(common), ys.mean(axis=0), ys.std(axis=0)
 
 
+def group_label(run_dir, cfg):
+    """The curve a run belongs to: in the campaign layout <env>/<name>/seed<k>/ the directory <name> (a method
+    or a variant of one, examples/campaign.py VARIANTS), otherwise the run's method."""
+    parts = os.path.normpath(os.path.abspath(run_dir)).split(os.sep)
+    if re.fullmatch(r"seed\d+", parts[-1]) and len(parts) >= 3 and parts[-3] == cfg["env"]:
+        return parts[-2]
+    return cfg["method"]
+
+
 def plot_runs(run_dirs, out=""):
     """Eval return (mean ± std per method), parameter count, alive units per layer. Returns PNG paths."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    groups = defaultdict(list)
+    groups, gated_groups = defaultdict(list), set()
     for d in run_dirs:
         cfg, rows = _load(d)
+        key = (cfg["env"], group_label(d, cfg))
         # eval_return repeats the latest evaluation on every log row: keep the rows an evaluation was made at
         for r in rows:
             if int(r["step"]) % int(cfg["eval_every"]) and int(r["step"]) != int(cfg["steps"]):
                 r["eval_return"] = ""
-        groups[(cfg["env"], cfg["method"])].append(rows)
+        groups[key].append(rows)
+        if cfg.get("gated"):
+            gated_groups.add(key)
     out = out or os.path.join(run_dirs[0], "curves.png")
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.5))
     for (env, method), runs in sorted(groups.items()):
@@ -61,13 +74,13 @@ def plot_runs(run_dirs, out=""):
             ax.plot(t, m, label=label)
             ax.fill_between(t, m - s, m + s, alpha=0.2)
     # alive units per layer of the first gated run
-    gated = [(k, runs[0]) for k, runs in sorted(groups.items()) if k[1] == "xinet"]
+    gated = [(k, runs[0]) for k, runs in sorted(groups.items()) if k in gated_groups]
     if gated:
-        (env, _), rows = gated[0]
+        (env, label), rows = gated[0]
         for col in [c for c in rows[0] if c.startswith("alive:")]:
             s = _series(rows, col)
             axes[2].plot(s[:, 0], s[:, 1], label=col[6:])
-        axes[2].set_title(f"alive units per layer ({env} xinet, first run)")
+        axes[2].set_title(f"alive units per layer ({env} {label}, first run)")
         axes[2].legend(fontsize=6, ncol=2)
     else:
         axes[2].set_title("alive units per layer (no xinet run given)")
