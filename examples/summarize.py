@@ -126,6 +126,19 @@ def _steps_flag(finished, methods):
     return None
 
 
+def _seeds_flag(finished, methods):
+    """A warning when the compared methods were run on different seed sets (a partial comparison), else None."""
+    seeds = {m: sorted({int(x["seed"]) for x in finished[m]}) for m in methods if finished.get(m)}
+    if len({tuple(v) for v in seeds.values()}) > 1:
+        return "seeds differ between the runs compared (a provisional verdict): " + ", ".join(
+            f"{m} {','.join(map(str, v))}" for m, v in seeds.items())
+    return None
+
+
+def _flags(finished, methods):
+    return [f for f in (_steps_flag(finished, methods), _seeds_flag(finished, methods)) if f]
+
+
 def claim1(finished):
     """Claim 1 on one env from {method: [summaries]}: dict(verdict, numbers, flags, removed, ratio)."""
     xi, ofe = finished.get("xinet", []), finished.get("ofe", [])
@@ -152,8 +165,7 @@ def claim1(finished):
                            f"= {100 * ratio:.1f} %")
         else:
             numbers.append(f"final return {_return_text(finished, 'xinet')}, {_return_text(finished, 'ofe')}")
-    flag = _steps_flag(finished, ("ofe", "xinet"))
-    flags += [flag] if flag else []
+    flags += _flags(finished, ("ofe", "xinet"))
     if missing:
         verdict = f"not yet measured (missing: {', '.join(missing)})"
     elif removed is None:
@@ -171,14 +183,14 @@ def claim2(finished):
     missing = _missing(finished, methods)
     present = [m for m in methods if m not in missing]
     numbers = [", ".join(_return_text(finished, m) for m in present)] if present else []
-    flag = _steps_flag(finished, methods)
+    flags = _flags(finished, methods)
     if missing:
         return {"verdict": f"not yet measured (missing: {', '.join(missing)})", "numbers": numbers,
-                "flags": [flag] if flag else [], "difference": None}
+                "flags": flags, "difference": None}
     diff = np.mean(values(finished["xinet"], "final_return")) - np.mean(values(finished["ofe-small"], "final_return"))
     numbers = [f"{_return_text(finished, 'xinet')} vs {_return_text(finished, 'ofe-small')}, "
                f"difference {diff:+.0f}"]
-    return {"verdict": "met" if diff >= 0 else "not met", "numbers": numbers, "flags": [flag] if flag else [],
+    return {"verdict": "met" if diff >= 0 else "not met", "numbers": numbers, "flags": flags,
             "difference": float(diff)}
 
 

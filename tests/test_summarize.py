@@ -131,6 +131,16 @@ def test_claim2_not_measured_and_steps_flag():
                                                      "ofe-small 2000"]
 
 
+def test_unequal_seed_sets_are_flagged():
+    fin = finished(xinet=[(100.0, 100), (50.0, 100), (70.0, 100)], ofe_small=[(90.0, 100)], ofe=[(99.0, 1000)] * 3)
+    flag = "seeds differ between the runs compared (a provisional verdict): xinet 0,1,2, ofe-small 0"
+    assert summarize.claim2(fin)["flags"] == [flag]
+    assert not any("seeds differ" in f for f in summarize.claim1(fin)["flags"])     # ofe and xinet: 0,1,2 each
+    fin["ofe"] = fin["ofe"][:2]
+    assert "seeds differ between the runs compared (a provisional verdict): ofe 0,1, xinet 0,1,2" in \
+        summarize.claim1(fin)["flags"]
+
+
 def test_overall():
     met, bad = {"verdict": "met"}, {"verdict": "not met"}
     todo = {"verdict": "not yet measured (missing: ofe)"}
