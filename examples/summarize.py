@@ -26,6 +26,8 @@ import sys
 import numpy as np
 
 from xiref.plot import plot_runs
+
+from summary_plots import plot_alive_units, plot_return_vs_params  # noqa: E402  (a sibling script)
 from xiref.train import read_csv
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -36,7 +38,7 @@ CLAIM2 = "the `xinet` mean final return is ≥ the `ofe-small` one"
 METHOD_ORDER = ("sac", "ofe", "xinet", "ofe-small")
 
 
-# ------------------------------------------------------------------ the maths (no matplotlib)
+# ------------------------------------------------------------------ the numbers (figures: summary_plots.py)
 ENV_ID = re.compile(r"^[A-Za-z0-9_]+-v\d+$")          # gymnasium ids; skips tuning/ and other folders
 CLAIM_ENVS = ("Hopper-v5", "HalfCheetah-v5")           # the envs the claims are tested on (the issue's)
 
@@ -232,63 +234,16 @@ def alive_curves(progress_runs, prefix="alive:ofenet/"):
     return out
 
 
-# ------------------------------------------------------------------ figures (matplotlib, Agg)
-def _pyplot():
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
-
-
-def _save(fig, out, plt):
-    fig.tight_layout()
-    tmp = out + ".tmp.png"
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    os.replace(tmp, out)
-
-
-def plot_return_vs_params(env, finished, out):
-    """Final return vs total and vs OFENet parameters: a marker per seed, mean ± std cross per method."""
-    plt = _pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+def return_params_points(finished):
+    """[(method, colour index, final returns, total params, OFENet params)] per method with a final return."""
+    out = []
     for i, method in enumerate(method_order(finished)):
         runs = [s for s in finished[method] if s.get("final_return") is not None]
-        if not runs:
-            continue
-        colour = f"C{METHOD_ORDER.index(method) if method in METHOD_ORDER else i + len(METHOD_ORDER)}"
-        y = values(runs, "final_return")
-        for ax, key in ((axes[0], "params"), (axes[1], "ofenet_params")):
-            x = values(runs, key)
-            ax.scatter(x, y, color=colour, alpha=0.6, label=f"{method} (n={len(runs)})")
-            ax.errorbar(np.mean(x), np.mean(y), xerr=np.std(x), yerr=np.std(y), color=colour, capsize=5,
-                        marker="s", markersize=4, linewidth=1.5)
-    axes[0].set_xlabel("total parameters (actor + critics + OFENet)")
-    axes[1].set_xlabel("OFENet parameters")
-    for ax in axes:
-        ax.set_ylabel("final return (mean of last 10 % of evaluations)")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-    fig.suptitle(f"{env}: final return vs parameters (markers: seeds; crosses: mean ± std)", fontsize=10)
-    _save(fig, out, plt)
-
-
-def plot_alive_units(env, curves, n_runs, out):
-    """Alive units per OFENet layer over time (mean ± std over the xinet seeds)."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    blocks = list(dict.fromkeys(layer.rstrip("0123456789") for layer in curves))   # "s", "a": OFENet's two blocks
-    for layer, (t, m, s) in curves.items():
-        block = layer.rstrip("0123456789")
-        colour = f"C{[k for k in curves if k.rstrip('0123456789') == block].index(layer) % 10}"
-        ax.plot(t, m, color=colour, linestyle=("-", "--", ":", "-.")[blocks.index(block) % 4], label=layer)
-        ax.fill_between(t, m - s, m + s, color=colour, alpha=0.12)
-    ax.set_title(f"{env} xinet: alive units per OFENet layer (mean ± std over {n_runs} seed{'s' * (n_runs != 1)})")
-    ax.set_xlabel("environment steps")
-    ax.set_ylabel("alive units")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, ncol=2)
-    _save(fig, out, plt)
+        if runs:
+            colour = METHOD_ORDER.index(method) if method in METHOD_ORDER else i + len(METHOD_ORDER)
+            out.append((method, colour, values(runs, "final_return"), values(runs, "params"),
+                        values(runs, "ofenet_params")))
+    return out
 
 
 # ------------------------------------------------------------------ the report
@@ -309,8 +264,9 @@ def env_section(root, env, methods):
     if runs:
         plot_runs(runs, os.path.join(root, f"{env}_curves.png"))
         figures.append((f"{env}_curves.png", f"{env}: learning curves"))
-    if any(values(s, "final_return") for s in finished.values()):
-        plot_return_vs_params(env, finished, os.path.join(root, f"{env}_return_vs_params.png"))
+    points = return_params_points(finished)
+    if points:
+        plot_return_vs_params(env, points, os.path.join(root, f"{env}_return_vs_params.png"))
         figures.append((f"{env}_return_vs_params.png", f"{env}: final return vs parameters"))
     xi = [read_csv(os.path.join(s["dir"], "progress.csv")) for s in finished.get("xinet", [])]
     curves = alive_curves([r for r in xi if r])
