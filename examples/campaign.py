@@ -4,7 +4,8 @@ Each run is a directory examples/results/<env>/<method>/seed<k>/. A run with sum
 run with a checkpoint is resumed (`--resume`); anything else starts fresh. Runs go to worker processes,
 one BLAS thread each, so `--jobs 2` fills a 2-core laptop. A run another process is writing (its
 run.lock names a live process, xiref/runlock.py) is skipped, so two launchers can share a grid. `ofe-small` runs take their widths from the
-finished `xinet` run of the same env and seed (they wait until it exists).
+finished `xinet` run of the same env and seed: they wait while it is being trained (here or by another
+launcher) and are reported missing when no process is training it.
 
     python examples/campaign.py --envs Hopper-v5 --methods sac,ofe --seeds 0,1,2 --steps 100000 --jobs 2
 
@@ -47,6 +48,12 @@ def command(env, method, seed, steps, dtype, extra):
     return cmd
 
 
+def xinet_in_progress(cell):
+    """True for an ofe-small cell whose xinet run another live process is training (worth waiting for)."""
+    env, method, seed = cell
+    return method == "ofe-small" and holder(run_dir(env, "xinet", seed)) is not None
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--envs", default="Hopper-v5")
@@ -83,7 +90,7 @@ def main(argv=None):
             cmd = command(*t, args.steps, args.dtype, args.extra)
             print(f"{time.strftime('%H:%M:%S')} start {t}: {' '.join(cmd[1:])}", flush=True)
             running[t] = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
-        if not ready and todo and not running:
+        if not ready and todo and not running and not any(map(xinet_in_progress, todo)):
             sys.exit(f"campaign: error: cannot start {todo}: their xinet runs are missing")
         time.sleep(5)
 

@@ -1,7 +1,9 @@
 """examples/campaign.py: the command each grid cell runs (method, variant flags, resume / overwrite, ofe-small's
 widths), checked without training anything."""
 import os
+import subprocess
 import sys
+import types
 
 import pytest
 
@@ -50,3 +52,52 @@ def test_ofe_small_takes_widths_from_the_same_seeds_xinet_run(root):
     cmd = campaign.command("HalfCheetah-v5", "ofe-small", 2, 10, "float32", [])
     assert flag(cmd, "--method") == "ofe-small"
     assert flag(cmd, "--widths-from") == os.path.join(str(root), "HalfCheetah-v5", "xinet", "seed2")
+
+
+class FakeRun:
+    """Stands in for a training subprocess: records its command, finishes at once."""
+    started = []
+
+    def __init__(self, cmd, **kwargs):
+        FakeRun.started.append(cmd)
+        self.returncode = 0
+
+    def poll(self):
+        return 0
+
+
+@pytest.fixture
+def fake_runs(monkeypatch):
+    FakeRun.started = []
+    # replaces campaign's view of subprocess only: the test itself still starts real processes
+    monkeypatch.setattr(campaign, "subprocess", types.SimpleNamespace(Popen=FakeRun, STDOUT=subprocess.STDOUT))
+    return FakeRun.started
+
+
+def test_ofe_small_waits_for_an_xinet_run_another_launcher_is_training(root, fake_runs, monkeypatch):
+    import socket
+    xinet = root / "HalfCheetah-v5" / "xinet" / "seed0"
+    xinet.mkdir(parents=True)
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])   # the other launcher's run
+    try:
+        (xinet / "run.lock").write_text(f"{other.pid} {socket.gethostname()}")
+        sleeps = []
+
+        def sleep(seconds):                    # the other run finishes while the campaign waits
+            sleeps.append(seconds)
+            (xinet / "summary.json").write_text("{}")
+        monkeypatch.setattr(campaign.time, "sleep", sleep)
+        campaign.main(["--envs", "HalfCheetah-v5", "--methods", "ofe-small", "--seeds", "0", "--jobs", "1"])
+    finally:
+        other.kill()
+        other.wait()
+    assert sleeps and len(fake_runs) == 1
+    assert flag(fake_runs[0], "--method") == "ofe-small" and flag(fake_runs[0], "--widths-from") == str(xinet)
+
+
+def test_ofe_small_without_an_xinet_run_or_its_trainer_is_an_error(root, fake_runs, monkeypatch):
+    (root / "HalfCheetah-v5" / "xinet" / "seed0").mkdir(parents=True)      # started once, nobody training it
+    monkeypatch.setattr(campaign.time, "sleep", lambda s: pytest.fail("waited for a run nobody is training"))
+    with pytest.raises(SystemExit, match="their xinet runs are missing"):
+        campaign.main(["--envs", "HalfCheetah-v5", "--methods", "ofe-small", "--seeds", "0", "--jobs", "1"])
+    assert fake_runs == []
