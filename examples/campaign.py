@@ -27,6 +27,8 @@ ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 VARIANTS = {
     # every net gated, but the actor's and critics' θ never step within 1M steps: XiNet prunes OFENet alone
     "xinet-ofenet-only": ("xinet", ["--theta-delay-sac", "1000000"]),
+    # OFENet's price cut tenfold: on HalfCheetah β_ofenet = 1 leaves 29 of 480 units and an aux loss 4× ofe's
+    "xinet-ofe-beta0.1": ("xinet", ["--beta-ofenet", "0.1"]),
 }
 
 
