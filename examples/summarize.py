@@ -3,7 +3,8 @@
     python examples/summarize.py [--root examples/results]
 
 Writes <root>/summary.md: per env the table (mean ± std over seeds of final_return — the mean of the last
-10 % of evaluations —, OFENet and total parameters, multiply-adds per forward, steps/s) and the verdicts of
+10 % of evaluations —, OFENet and total parameters, multiply-adds per forward, steps/s, OFENet's auxiliary
+loss over the last 10 % of progress rows) and the verdicts of
 the two claims (README "Results"), computed from the summaries:
 
 * claim 1: xinet removes ≥ 50 % of OFENet's parameters and keeps ≥ 95 % of the ofe return (means over seeds);
@@ -54,14 +55,23 @@ def find_runs(root):
 
 
 def load_finished(run_dirs):
-    """The summary.json of every finished run, each with its directory under "dir"."""
+    """The summary.json of every finished run, each with its directory under "dir" and its final OFENet
+    auxiliary loss under "aux_loss_final" (None without OFENet)."""
     out = []
     for d in run_dirs:
         path = os.path.join(d, "summary.json")
         if os.path.exists(path):
             with open(path) as f:
-                out.append(dict(json.load(f), dir=d))
+                out.append(dict(json.load(f), dir=d, aux_loss_final=final_aux_loss(d)))
     return out
+
+
+def final_aux_loss(run_dir):
+    """Mean OFENet auxiliary loss (8) over the last 10 % of the progress rows that log it — the window of
+    final_return (xiref/train.py) — or None: how well the (pruned) OFENet still predicts the next state."""
+    rows = read_csv(os.path.join(run_dir, "progress.csv"))
+    aux = [float(r["aux_loss"]) for r in rows if r.get("aux_loss", "") != ""]
+    return float(np.mean(aux[-max(1, len(aux) // 10):])) if aux else None
 
 
 def last_step(run_dir):
@@ -98,7 +108,7 @@ def steps_text(summaries):
 def table_lines(finished):
     """Markdown table, one row per method of {method: [summaries]} (methods without finished runs left out)."""
     lines = ["| method | seeds | steps | final return | OFENet params | total params | multiply-adds / forward "
-             "| steps/s | commits |", "|---|---|---|---|---|---|---|---|---|"]
+             "| steps/s | OFENet aux loss | commits |", "|---|---|---|---|---|---|---|---|---|---|"]
     for method in method_order(finished):
         s = finished[method]
         if not s:
@@ -107,7 +117,7 @@ def table_lines(finished):
         lines.append(f"| {method} | {len(s)} | {steps_text(s)} | {fmt_ms(values(s, 'final_return'))} | "
                      f"{fmt_ms(values(s, 'ofenet_params'))} | {fmt_ms(values(s, 'params'))} | "
                      f"{fmt_ms(values(s, 'macs'))} | {fmt_ms(values(s, 'steps_per_second'), '{:.1f}')} | "
-                     f"{', '.join(commits)} |")
+                     f"{fmt_ms(values(s, 'aux_loss_final'), '{:.3f}')} | {', '.join(commits)} |")
     return lines
 
 

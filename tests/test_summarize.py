@@ -155,10 +155,23 @@ def test_table_numbers():
     fin = finished(ofe=[(100.0, 1000), (300.0, 1000)], sac=[(50.0, 0)])
     fin["ofe"][1]["steps"] = 2000
     lines = summarize.table_lines(fin)
-    assert lines[2] == "| sac | 1 | 1000 | 50 ± 0 | 0 ± 0 | 5000 ± 0 | 4900 ± 0 | 10.0 ± 0.0 | abc1234 |"
+    assert lines[2] == "| sac | 1 | 1000 | 50 ± 0 | 0 ± 0 | 5000 ± 0 | 4900 ± 0 | 10.0 ± 0.0 | – | abc1234 |"
     assert lines[3] == ("| ofe | 2 | 1000/2000 | 200 ± 100 | 1000 ± 0 | 6000 ± 0 | 5900 ± 0 | 10.5 ± 0.5 "
-                        "| abc1234 |")
+                        "| – | abc1234 |")
     assert len(lines) == 4
+
+
+def test_final_aux_loss_is_the_mean_of_the_last_tenth_of_logged_rows(tmp_path):
+    rows = [{"step": t, "aux_loss": "" if t < 5 else 100.0 / t} for t in range(1, 26)]   # 21 logged rows
+    with open(tmp_path / "progress.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, ["step", "aux_loss"])
+        w.writeheader()
+        w.writerows(rows)
+    assert summarize.final_aux_loss(str(tmp_path)) == pytest.approx(np.mean([100.0 / 24, 100.0 / 25]))
+    (tmp_path / "progress.csv").write_text("step,aux_loss\n1,\n2,\n")                  # sac: never logged
+    assert summarize.final_aux_loss(str(tmp_path)) is None
+    fin = {"ofe": [dict(summary("ofe", 1.0), aux_loss_final=a) for a in (0.2, 0.4)]}
+    assert summarize.table_lines(fin)[2].endswith("| 0.300 ± 0.100 | abc1234 |")
 
 
 def test_alive_curves():
