@@ -27,9 +27,9 @@ import sys
 import numpy as np
 
 from xiref.plot import plot_runs
+from xiref.train import read_csv
 
 from summary_plots import plot_alive_units, plot_return_vs_params  # noqa: E402  (a sibling script)
-from xiref.train import read_csv
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REMOVED_MIN = 0.50       # claim 1: fraction of OFENet parameters xinet must remove
