@@ -26,6 +26,7 @@ import sys
 
 import numpy as np
 
+from xiref.metrics import final_mean
 from xiref.plot import plot_runs
 from xiref.train import read_csv
 
@@ -55,23 +56,22 @@ def find_runs(root):
 
 
 def load_finished(run_dirs):
-    """The summary.json of every finished run, each with its directory under "dir" and its final OFENet
-    auxiliary loss under "aux_loss_final" (None without OFENet)."""
+    """The summary.json of every finished run, each with its directory under "dir", its progress.csv rows
+    under "progress" (read once) and its final OFENet auxiliary loss under "aux_loss_final"."""
     out = []
     for d in run_dirs:
         path = os.path.join(d, "summary.json")
         if os.path.exists(path):
             with open(path) as f:
-                out.append(dict(json.load(f), dir=d, aux_loss_final=final_aux_loss(d)))
+                rows = read_csv(os.path.join(d, "progress.csv"))
+                out.append(dict(json.load(f), dir=d, progress=rows, aux_loss_final=final_aux_loss(rows)))
     return out
 
 
-def final_aux_loss(run_dir):
-    """Mean OFENet auxiliary loss (8) over the last 10 % of the progress rows that log it — the window of
-    final_return (xiref/train.py) — or None: how well the (pruned) OFENet still predicts the next state."""
-    rows = read_csv(os.path.join(run_dir, "progress.csv"))
-    aux = [float(r["aux_loss"]) for r in rows if r.get("aux_loss", "") != ""]
-    return float(np.mean(aux[-max(1, len(aux) // 10):])) if aux else None
+def final_aux_loss(rows):
+    """Mean OFENet auxiliary loss (8) over the last 10 % of the progress rows that log it — final_return's
+    rule, xiref.metrics.final_mean — or None: how well the (pruned) OFENet still predicts the next state."""
+    return final_mean([float(r["aux_loss"]) for r in rows if r.get("aux_loss", "") != ""])
 
 
 def last_step(run_dir):
@@ -278,7 +278,7 @@ def env_section(root, env, methods):
     if points:
         plot_return_vs_params(env, points, os.path.join(root, f"{env}_return_vs_params.png"))
         figures.append((f"{env}_return_vs_params.png", f"{env}: final return vs parameters"))
-    xi = [read_csv(os.path.join(s["dir"], "progress.csv")) for s in finished.get("xinet", [])]
+    xi = [s["progress"] for s in finished.get("xinet", [])]
     curves = alive_curves([r for r in xi if r])
     if curves:
         plot_alive_units(env, curves, len([r for r in xi if r]), os.path.join(root, f"{env}_alive_units.png"))

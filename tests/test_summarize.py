@@ -11,6 +11,7 @@ import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "examples"))
 import summarize  # noqa: E402
+from xiref.train import read_csv  # noqa: E402
 
 LAYERS = ("s1", "s2", "a1", "a2")
 
@@ -167,9 +168,10 @@ def test_final_aux_loss_is_the_mean_of_the_last_tenth_of_logged_rows(tmp_path):
         w = csv.DictWriter(f, ["step", "aux_loss"])
         w.writeheader()
         w.writerows(rows)
-    assert summarize.final_aux_loss(str(tmp_path)) == pytest.approx(np.mean([100.0 / 24, 100.0 / 25]))
+    progress = read_csv(str(tmp_path / "progress.csv"))
+    assert summarize.final_aux_loss(progress) == pytest.approx(np.mean([100.0 / 24, 100.0 / 25]))
     (tmp_path / "progress.csv").write_text("step,aux_loss\n1,\n2,\n")                  # sac: never logged
-    assert summarize.final_aux_loss(str(tmp_path)) is None
+    assert summarize.final_aux_loss(read_csv(str(tmp_path / "progress.csv"))) is None
     fin = {"ofe": [dict(summary("ofe", 1.0), aux_loss_final=a) for a in (0.2, 0.4)]}
     assert summarize.table_lines(fin)[2].endswith("| 0.300 ± 0.100 | abc1234 |")
 

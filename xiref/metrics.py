@@ -16,6 +16,12 @@ def sizes(agent):
             "ofenet_macs": W.macs(wr, current, ofe) if ofe else 0.0}
 
 
+def final_mean(values):
+    """Mean of the last 10 % of `values` (at least one), None for none: summary.json's final_return (§9) over
+    the evaluations, and examples/summarize.py's final auxiliary loss over the progress rows."""
+    return float(np.mean(values[-max(1, len(values) // 10):])) if len(values) else None
+
+
 def alive_units(agent):
     """Current width of every hidden layer (a layer other layers read; gated or not), in wiring order."""
     wr = agent.wiring

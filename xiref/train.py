@@ -20,7 +20,7 @@ from .agent import Agent
 from .buffer import ReplayBuffer
 from .config import METHODS, TrainConfig, config_from_dict, resolve_method, validate  # noqa: F401 (re-exported)
 from .envs import UserError, env_dims, make_env
-from .metrics import alive_units, progress_row, sizes
+from .metrics import alive_units, final_mean, progress_row, sizes
 from .runlock import run_lock
 from .runstate import agent_arrays, restore_run, save_run
 
@@ -136,11 +136,10 @@ class Run:
     def summary(self, seconds, steps_per_second):
         """Final JSON: the CLI's last line and summary.json (§9)."""
         evals = [e[1] for e in self.evals]
-        tail = evals[-max(1, len(evals) // 10):] if evals else []
         now, init = sizes(self.agent), self.params_initial
         return {"env": self.cfg.env, "method": self.cfg.method, "steps": self.step, "seed": self.cfg.seed,
                 "eval_return": evals[-1] if evals else None,
-                "final_return": float(np.mean(tail)) if tail else None,
+                "final_return": final_mean(evals),
                 "params": now["params"], "params_initial": init["params"],
                 "ofenet_params": now["ofenet_params"], "ofenet_params_initial": init["ofenet_params"],
                 "macs": now["macs"], "macs_initial": init["macs"], "cost": now["cost"],
