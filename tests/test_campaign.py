@@ -38,6 +38,18 @@ def test_variant_is_its_method_plus_fixed_flags_in_its_own_directory(root):
     assert flag(cmd, "--out").endswith(os.path.join("Hopper-v5", "xinet-ofenet-only", "seed0"))
 
 
+@pytest.mark.parametrize("variant", sorted(campaign.VARIANTS))
+def test_every_variant_parses_with_xiref_train_into_its_method(root, variant):
+    """A misspelt flag in VARIANTS would only surface hours into a campaign: parse each with the CLI's parser."""
+    from xiref.cli import build_parser
+    cmd = campaign.command("HalfCheetah-v5", variant, 0, 1000, "float32", [])
+    args = build_parser().parse_args(cmd[cmd.index("train"):])
+    method, fixed = campaign.VARIANTS[variant]
+    assert args.method == method and args.out.endswith(os.path.join(variant, "seed0"))
+    for name, value in zip(fixed[::2], fixed[1::2]):
+        assert str(getattr(args, name[2:].replace("-", "_"))) == value
+
+
 def test_resume_after_a_checkpoint_overwrite_before_one(root):
     out = root / "Hopper-v5" / "xinet" / "seed1"
     out.mkdir(parents=True)
