@@ -27,7 +27,7 @@ import sys
 import numpy as np
 
 from xiref.metrics import final_mean
-from xiref.plot import plot_runs
+from xiref.plot import group_colours, plot_runs
 from xiref.train import read_csv
 
 from summary_plots import plot_alive_units, plot_return_vs_params  # noqa: E402  (a sibling script)
@@ -245,13 +245,14 @@ def alive_curves(progress_runs, prefix="alive:ofenet/"):
 
 
 def return_params_points(finished):
-    """[(method, colour index, final returns, total params, OFENet params)] per method with a final return."""
+    """[(method, colour, final returns, total params, OFENet params)] per method with a final return; colours
+    as the learning-curve figure's (xiref.plot.group_colours over the same methods)."""
+    colours = group_colours(m for m in finished if finished[m])
     out = []
-    for i, method in enumerate(method_order(finished)):
+    for method in method_order(finished):
         runs = [s for s in finished[method] if s.get("final_return") is not None]
         if runs:
-            colour = METHOD_ORDER.index(method) if method in METHOD_ORDER else i + len(METHOD_ORDER)
-            out.append((method, colour, values(runs, "final_return"), values(runs, "params"),
+            out.append((method, colours[method], values(runs, "final_return"), values(runs, "params"),
                         values(runs, "ofenet_params")))
     return out
 

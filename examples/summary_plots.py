@@ -25,11 +25,10 @@ def _save(fig, out, plt):
 
 def plot_return_vs_params(env, points, out):
     """Final return vs total and vs OFENet parameters: a marker per seed, mean ± std cross per method.
-    points: [(method, colour index, returns, params, ofenet_params)], one value per seed in each list."""
+    points: [(method, colour, returns, params, ofenet_params)], one value per seed in each list."""
     plt = _pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
     for method, colour, y, params, ofenet_params in points:
-        colour = f"C{colour % 10}"
         for ax, x in ((axes[0], params), (axes[1], ofenet_params)):
             ax.scatter(x, y, color=colour, alpha=0.6, label=f"{method} (n={len(y)})")
             ax.errorbar(np.mean(x), np.mean(y), xerr=np.std(x), yerr=np.std(y), color=colour, capsize=5,

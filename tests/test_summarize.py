@@ -245,6 +245,29 @@ def test_script_writes_summary_and_figures(tmp_path, capsys):
     assert "alive_units" not in other
 
 
+def test_a_method_has_one_colour_in_the_curves_and_the_return_vs_params_figures(tmp_path, monkeypatch):
+    import matplotlib.axes
+    for seed in (0, 1):
+        for method in ("sac", "xinet", "xinet-ofe-beta0.1"):                # no ofe: colours must not skip it
+            write_run(tmp_path, "Toy-v0", method, seed, 100.0 + seed, ofenet=2000 * (method != "sac"))
+    seen = {"plot": {}, "scatter": {}}
+
+    def spy(kind):
+        real = getattr(matplotlib.axes.Axes, kind)
+
+        def record(self, *args, label=None, color=None, **kw):
+            if label:                                       # "Toy-v0 sac (n=2)" (curves), "sac (n=2)" (points)
+                seen[kind][label.split(" (n=")[0].split(" ")[-1]] = color
+            return real(self, *args, label=label, color=color, **kw)
+        return record
+    for kind in seen:
+        monkeypatch.setattr(matplotlib.axes.Axes, kind, spy(kind))
+    summarize.main(["--root", str(tmp_path), "--claim-envs", "Toy-v0"])
+    curves = {m: c for m, c in seen["plot"].items() if m in ("sac", "xinet", "xinet-ofe-beta0.1")}
+    assert set(curves) == {"sac", "xinet", "xinet-ofe-beta0.1"} and curves == seen["scatter"]
+    assert len(set(curves.values())) == 3
+
+
 def test_script_not_met_and_unfinished_only(tmp_path):
     write_run(tmp_path, "Toy-v0", "ofe", 0, 1000.0, ofenet=2000)
     write_run(tmp_path, "Toy-v0", "xinet", 0, 940.0, ofenet=2000)

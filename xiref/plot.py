@@ -45,6 +45,12 @@ def group_label(run_dir, cfg):
     return cfg["method"]
 
 
+def group_colours(labels):
+    """One matplotlib colour per curve label, by sorted label: the same method gets the same colour in every
+    figure drawn from the same set of labels (here and in examples/summary_plots.py)."""
+    return {label: f"C{i % 10}" for i, label in enumerate(sorted(set(labels)))}
+
+
 def plot_runs(run_dirs, out=""):
     """Eval return (mean ± std per method), parameter count, alive units per layer. Returns PNG paths."""
     import matplotlib
@@ -64,6 +70,7 @@ def plot_runs(run_dirs, out=""):
             gated_groups.add(key)
     out = out or os.path.join(run_dirs[0], "curves.png")
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.5))
+    colours = group_colours(f"{env} {method}" for env, method in groups)
     for (env, method), runs in sorted(groups.items()):
         label = f"{env} {method} (n={len(runs)})"
         for ax, key in ((axes[0], "eval_return"), (axes[1], "params")):
@@ -71,8 +78,8 @@ def plot_runs(run_dirs, out=""):
             if ms is None:
                 continue
             t, m, s = ms
-            ax.plot(t, m, label=label)
-            ax.fill_between(t, m - s, m + s, alpha=0.2)
+            ax.plot(t, m, label=label, color=colours[f"{env} {method}"])
+            ax.fill_between(t, m - s, m + s, alpha=0.2, color=colours[f"{env} {method}"])
     # alive units per layer of the first gated run
     gated = [(k, runs[0]) for k, runs in sorted(groups.items()) if k in gated_groups]
     if gated:
