@@ -4,7 +4,7 @@ Each run is a directory examples/results/<env>/<method>/seed<k>/. A run with sum
 run with a checkpoint is resumed (`--resume`); anything else starts fresh. Runs go to worker processes,
 one BLAS thread each, so `--jobs 2` fills a 2-core laptop. A run another process is writing (its
 run.lock names a live process, xiref/runlock.py) is skipped, so two launchers can share a grid. `ofe-small` runs take their widths from the
-finished `xinet` run of the same env and seed: they wait while it is being trained (here or by another
+finished `xinet` run of the same env and seed (an ofe-small variant from the xinet variant WIDTHS_FROM names): they wait while it is being trained (here or by another
 launcher) and are reported missing when no process is training it.
 
     python examples/campaign.py --envs Hopper-v5 --methods sac,ofe --seeds 0,1,2 --steps 100000 --jobs 2
@@ -33,7 +33,13 @@ VARIANTS = {
     "xinet-ofe-eta0.01": ("xinet", ["--eta-theta-ofenet", "0.01"]),
     # both: the lowest OFENet pruning pressure of the grid
     "xinet-ofe-beta0.1-eta0.01": ("xinet", ["--beta-ofenet", "0.1", "--eta-theta-ofenet", "0.01"]),
+    # claim 2 against xinet-ofe-eta0.01: an ungated OFENet at the widths that variant ended with (WIDTHS_FROM)
+    "ofe-small-eta0.01": ("ofe-small", []),
 }
+
+# an ofe-small cell (the method or a variant of it) → the xinet directory (method or variant) whose finished run of
+# the same env and seed gives its widths
+WIDTHS_FROM = {"ofe-small": "xinet", "ofe-small-eta0.01": "xinet-ofe-eta0.01"}
 
 
 def run_dir(env, method, seed):
@@ -45,8 +51,8 @@ def command(env, method, seed, steps, dtype, extra):
     cli_method, fixed = VARIANTS.get(method, (method, []))
     cmd = [sys.executable, "-m", "xiref", "train", "--env", env, "--method", cli_method, "--seed", str(seed),
            "--steps", str(steps), "--dtype", dtype, "--out", out, "--quiet"] + fixed + list(extra)
-    if method == "ofe-small":
-        cmd += ["--widths-from", run_dir(env, "xinet", seed)]
+    if method in WIDTHS_FROM:
+        cmd += ["--widths-from", run_dir(env, WIDTHS_FROM[method], seed)]
     if os.path.exists(os.path.join(out, "checkpoint.npz")):
         cmd.append("--resume")
     elif os.path.exists(os.path.join(out, "config.json")):
@@ -57,7 +63,7 @@ def command(env, method, seed, steps, dtype, extra):
 def xinet_in_progress(cell):
     """True for an ofe-small cell whose xinet run another live process is training (worth waiting for)."""
     env, method, seed = cell
-    return method == "ofe-small" and holder(run_dir(env, "xinet", seed)) is not None
+    return method in WIDTHS_FROM and holder(run_dir(env, WIDTHS_FROM[method], seed)) is not None
 
 
 def main(argv=None):
@@ -82,8 +88,8 @@ def main(argv=None):
             if proc.poll() is not None:
                 print(f"{time.strftime('%H:%M:%S')} finished {key} (exit {proc.returncode})", flush=True)
                 del running[key]
-        ready = [t for t in todo if t[1] != "ofe-small"
-                 or os.path.exists(os.path.join(run_dir(t[0], "xinet", t[2]), "summary.json"))]
+        ready = [t for t in todo if t[1] not in WIDTHS_FROM
+                 or os.path.exists(os.path.join(run_dir(t[0], WIDTHS_FROM[t[1]], t[2]), "summary.json"))]
         while ready and len(running) < args.jobs:
             t = ready.pop(0)
             todo.remove(t)

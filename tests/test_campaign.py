@@ -66,6 +66,15 @@ def test_ofe_small_takes_widths_from_the_same_seeds_xinet_run(root):
     assert flag(cmd, "--widths-from") == os.path.join(str(root), "HalfCheetah-v5", "xinet", "seed2")
 
 
+def test_every_ofe_small_cell_takes_widths_from_an_existing_xinet_method_or_variant(root):
+    for small, source in campaign.WIDTHS_FROM.items():
+        assert campaign.VARIANTS.get(small, (small,))[0] == "ofe-small"
+        assert campaign.VARIANTS.get(source, (source,))[0] == "xinet"
+        cmd = campaign.command("HalfCheetah-v5", small, 1, 10, "float32", [])
+        assert flag(cmd, "--widths-from") == os.path.join(str(root), "HalfCheetah-v5", source, "seed1")
+        assert flag(cmd, "--out") == os.path.join(str(root), "HalfCheetah-v5", small, "seed1")
+
+
 class FakeRun:
     """Stands in for a training subprocess: records its command, finishes at once."""
     started = []
