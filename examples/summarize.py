@@ -5,12 +5,13 @@
 Writes <root>/summary.md: per env the table (mean ± std over seeds of final_return — the mean of the last
 10 % of evaluations —, OFENet and total parameters, multiply-adds per forward, steps/s, OFENet's auxiliary
 loss over the last 10 % of progress rows) and the verdicts of
-the two claims (README "Results"), computed from the summaries:
+the two claims (README "Results"; the rules in examples/claims.py), computed from the summaries:
 
 * claim 1: xinet removes ≥ 50 % of OFENet's parameters and keeps ≥ 95 % of the ofe return (means over seeds);
 * claim 2: the xinet return is ≥ the ofe-small return (means over seeds);
 
-then the same verdicts over all envs. Figures, each only when its data exists: <root>/<env>_curves.png
+the same claims for each XiNet variant of the campaign (claim 2 against the ofe-small runs made at its
+widths), and the verdicts of `xinet` over all envs. Figures, each only when its data exists: <root>/<env>_curves.png
 (`xiref plot`: learning curves mean ± std per method, parameters, alive units of the first xinet run),
 <root>/<env>_return_vs_params.png (final return vs total and OFENet parameters, one marker per seed, mean ±
 std cross per method) and <root>/<env>_alive_units.png (alive units per OFENet layer over time, mean over
@@ -30,13 +31,11 @@ from xiref.metrics import final_mean
 from xiref.plot import group_colours, plot_runs
 from xiref.train import read_csv
 
-from summary_plots import plot_alive_units, plot_return_vs_params  # noqa: E402  (a sibling script)
+from claims import (CLAIM1, CLAIM2, claim1, claim2, claim_lines, fmt_ms, overall,  # noqa: E402  (siblings)
+                    steps_text, values)
+from summary_plots import plot_alive_units, plot_return_vs_params  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-REMOVED_MIN = 0.50       # claim 1: fraction of OFENet parameters xinet must remove
-RETURN_MIN = 0.95        # claim 1: fraction of the ofe return xinet must keep
-CLAIM1 = "XiNet removes ≥ 50 % of OFENet's parameters and keeps ≥ 95 % of the `ofe` mean final return"
-CLAIM2 = "the `xinet` mean final return is ≥ the `ofe-small` one"
 METHOD_ORDER = ("sac", "ofe", "xinet", "ofe-small")
 
 
@@ -57,14 +56,23 @@ def find_runs(root):
 
 def load_finished(run_dirs):
     """The summary.json of every finished run, each with its directory under "dir", its progress.csv rows
-    under "progress" (read once) and its final OFENet auxiliary loss under "aux_loss_final"."""
+    under "progress" (read once), its final OFENet auxiliary loss under "aux_loss_final" and, for ofe-small,
+    the name of the XiNet directory its widths came from under "widths_source" (config.json widths_from)."""
     out = []
     for d in run_dirs:
         path = os.path.join(d, "summary.json")
         if os.path.exists(path):
             with open(path) as f:
-                rows = read_csv(os.path.join(d, "progress.csv"))
-                out.append(dict(json.load(f), dir=d, progress=rows, aux_loss_final=final_aux_loss(rows)))
+                summary = json.load(f)
+            rows = read_csv(os.path.join(d, "progress.csv"))
+            try:
+                with open(os.path.join(d, "config.json")) as f:
+                    widths_from = json.load(f).get("widths_from") or ""
+            except (OSError, ValueError):
+                widths_from = ""
+            source = os.path.basename(os.path.dirname(os.path.normpath(widths_from))) if widths_from else None
+            out.append(dict(summary, dir=d, progress=rows, aux_loss_final=final_aux_loss(rows),
+                            widths_source=source))
     return out
 
 
@@ -80,29 +88,9 @@ def last_step(run_dir):
     return int(rows[-1]["step"]) if rows else 0
 
 
-def values(summaries, key):
-    """The non-missing values of `key` over runs, as floats."""
-    return [float(s[key]) for s in summaries if s.get(key) is not None]
-
-
-def mean_std(vals):
-    """(mean, std over seeds, n); (None, None, 0) for no values."""
-    v = np.array(vals, dtype=float)
-    return (float(v.mean()), float(v.std()), len(v)) if len(v) else (None, None, 0)
-
-
-def fmt_ms(vals, fmt="{:.0f}"):
-    m, s, n = mean_std(vals)
-    return f"{fmt.format(m)} ± {fmt.format(s)}" if n else "–"
-
-
 def method_order(methods):
     """sac, ofe, xinet, ofe-small first, any other method after them alphabetically."""
     return sorted(methods, key=lambda m: (METHOD_ORDER.index(m) if m in METHOD_ORDER else len(METHOD_ORDER), m))
-
-
-def steps_text(summaries):
-    return "/".join(str(s) for s in sorted({int(x["steps"]) for x in summaries}))
 
 
 def table_lines(finished):
@@ -119,113 +107,6 @@ def table_lines(finished):
                      f"{fmt_ms(values(s, 'macs'))} | {fmt_ms(values(s, 'steps_per_second'), '{:.1f}')} | "
                      f"{fmt_ms(values(s, 'aux_loss_final'), '{:.3f}')} | {', '.join(commits)} |")
     return lines
-
-
-def _return_text(finished, method):
-    m, s, n = mean_std(values(finished.get(method, []), "final_return"))
-    return f"{method} {m:.0f} ± {s:.0f} ({n} seed{'s' * (n != 1)})"
-
-
-def _missing(finished, methods):
-    return [m for m in methods if not values(finished.get(m, []), "final_return")]
-
-
-def _steps_flag(finished, methods):
-    """A warning when the compared runs were trained for different numbers of steps, else None."""
-    steps = {m: steps_text(finished[m]) for m in methods if finished.get(m)}
-    if len({int(x["steps"]) for m in steps for x in finished[m]}) > 1:
-        return "steps differ between the runs compared: " + ", ".join(f"{m} {t}" for m, t in steps.items())
-    return None
-
-
-def _seeds_flag(finished, methods):
-    """A warning when the compared methods were run on different seed sets (a partial comparison), else None."""
-    seeds = {m: sorted({int(x["seed"]) for x in finished[m]}) for m in methods if finished.get(m)}
-    if len({tuple(v) for v in seeds.values()}) > 1:
-        return "seeds differ between the runs compared (a provisional verdict): " + ", ".join(
-            f"{m} {','.join(map(str, v))}" for m, v in seeds.items())
-    return None
-
-
-def _flags(finished, methods):
-    return [f for f in (_steps_flag(finished, methods), _seeds_flag(finished, methods)) if f]
-
-
-def claim1(finished):
-    """Claim 1 on one env from {method: [summaries]}: dict(verdict, numbers, flags, removed, ratio)."""
-    xi, ofe = finished.get("xinet", []), finished.get("ofe", [])
-    numbers, flags, removed, ratio = [], [], None, None
-    missing = _missing(finished, ("ofe", "xinet"))
-    final = values(xi, "ofenet_params")
-    initial = values(xi, "ofenet_params_initial")
-    # the unpruned OFENet: xinet's own at step 0, else (older summaries) the ofe runs'
-    own = bool(initial) and len(initial) == len(xi)
-    reference, source = (initial, "xinet at start") if own else (values(ofe, "ofenet_params"), "ofe")
-    if final and reference and np.mean(reference) > 0:
-        removed = 1.0 - np.mean(final) / np.mean(reference)
-        numbers.append(f"OFENet parameters removed {100 * removed:.1f} % ({np.mean(reference):.0f} ({source}) → "
-                       f"{fmt_ms(final)} (xinet, {len(final)} seed{'s' * (len(final) != 1)}))")
-        ofe_sizes = values(ofe, "ofenet_params")
-        if ofe_sizes and own and abs(np.mean(ofe_sizes) - np.mean(initial)) > 0.5:
-            flags.append(f"OFENet sizes differ: xinet started with {np.mean(initial):.0f}, "
-                         f"ofe has {np.mean(ofe_sizes):.0f} parameters")
-    if not missing:
-        x, o = np.mean(values(xi, "final_return")), np.mean(values(ofe, "final_return"))
-        if o > 0:
-            ratio = x / o
-            numbers.append(f"final return {_return_text(finished, 'xinet')} / {_return_text(finished, 'ofe')} "
-                           f"= {100 * ratio:.1f} %")
-        else:
-            numbers.append(f"final return {_return_text(finished, 'xinet')}, {_return_text(finished, 'ofe')}")
-    flags += _flags(finished, ("ofe", "xinet"))
-    if missing:
-        verdict = f"not yet measured (missing: {', '.join(missing)})"
-    elif removed is None:
-        verdict = "not yet measured (missing: OFENet parameter counts)"
-    elif ratio is None:
-        verdict = "not yet measured (ofe mean final return ≤ 0: the 95 % ratio is undefined)"
-    else:
-        verdict = "met" if removed >= REMOVED_MIN and ratio >= RETURN_MIN else "not met"
-    return {"verdict": verdict, "numbers": numbers, "flags": flags, "removed": removed, "ratio": ratio}
-
-
-def claim2(finished):
-    """Claim 2 on one env from {method: [summaries]}: dict(verdict, numbers, flags, difference)."""
-    methods = ("xinet", "ofe-small")
-    missing = _missing(finished, methods)
-    present = [m for m in methods if m not in missing]
-    numbers = [", ".join(_return_text(finished, m) for m in present)] if present else []
-    flags = _flags(finished, methods)
-    if missing:
-        return {"verdict": f"not yet measured (missing: {', '.join(missing)})", "numbers": numbers,
-                "flags": flags, "difference": None}
-    diff = np.mean(values(finished["xinet"], "final_return")) - np.mean(values(finished["ofe-small"], "final_return"))
-    numbers = [f"{_return_text(finished, 'xinet')} vs {_return_text(finished, 'ofe-small')}, "
-               f"difference {diff:+.0f}"]
-    return {"verdict": "met" if diff >= 0 else "not met", "numbers": numbers, "flags": flags,
-            "difference": float(diff)}
-
-
-def claim_lines(number, text, claim):
-    """One Markdown bullet: claim, verdict, numbers, warnings."""
-    line = f"- **Claim {number}** ({text}): **{claim['verdict']}**"
-    if claim["numbers"]:
-        line += " — " + "; ".join(claim["numbers"])
-    return [line] + [f"  - ⚠ {f}" for f in claim["flags"]]
-
-
-def overall(per_env):
-    """Verdict over all envs from {env: claim dict}: not met on any env ⇒ not met; met on every env ⇒ met."""
-    if not per_env:
-        return "not yet measured (no runs)"
-    bad = [e for e, c in per_env.items() if c["verdict"] == "not met"]
-    open_ = [f"{e} — {c['verdict'][len('not yet measured ('):-1]}" for e, c in per_env.items()
-             if c["verdict"].startswith("not yet measured")]
-    if bad:
-        return f"not met (on {', '.join(bad)})"
-    if open_:
-        return f"not yet measured ({'; '.join(open_)})"
-    return "met"
 
 
 def alive_curves(progress_runs, prefix="alive:ofenet/"):
@@ -257,6 +138,22 @@ def return_params_points(finished):
     return out
 
 
+def variant_claim_lines(finished):
+    """Both claims for every XiNet variant (a directory other than `xinet` whose runs are all `--method xinet`,
+    examples/campaign.py VARIANTS): claim 1 against `ofe`, claim 2 against each ofe-small directory whose runs
+    all took their widths from that variant. [] when there is none."""
+    lines = []
+    for name in method_order(finished):
+        runs = finished[name]
+        if name == "xinet" or not runs or any(r.get("method") != "xinet" for r in runs):
+            continue
+        lines += claim_lines(1, f"`{name}` in place of `xinet`", claim1(finished, xinet=name))
+        for small in method_order(finished):
+            if finished[small] and all(r.get("widths_source") == name for r in finished[small]):
+                lines += claim_lines(2, f"`{name}` vs `{small}`", claim2(finished, xinet=name, small=small))
+    return lines
+
+
 # ------------------------------------------------------------------ the report
 def env_section(root, env, methods):
     """Markdown lines of one env (table, unfinished runs, claims, figures); draws its figures. Returns
@@ -270,6 +167,9 @@ def env_section(root, env, methods):
                                                  for d in unfinished)]
     c1, c2 = claim1(finished), claim2(finished)
     lines += ["", "### Claims", ""] + claim_lines(1, CLAIM1, c1) + claim_lines(2, CLAIM2, c2)
+    variants = variant_claim_lines(finished)
+    if variants:
+        lines += ["", "### Claims for the XiNet variants (not counted in the verdicts over envs)", ""] + variants
     runs = [s["dir"] for m in method_order(finished) for s in finished[m]]
     figures = []
     if runs:

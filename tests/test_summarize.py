@@ -189,13 +189,17 @@ def test_alive_curves():
 
 
 # ------------------------------------------------------------------ the script on run directories
-def write_run(root, env, method, seed, final_return=None, ofenet=0, steps=1000, done=True):
-    """progress.csv, config.json and (if done) summary.json of one synthetic run."""
+def write_run(root, env, method, seed, final_return=None, ofenet=0, steps=1000, done=True, variant_of=None,
+              widths_from=None):
+    """progress.csv, config.json and (if done) summary.json of one synthetic run in <env>/<method>/seed<k>; a
+    campaign variant names its real method in variant_of; an ofe-small run its source directory in widths_from."""
     d = root / env / method / f"seed{seed}"
     d.mkdir(parents=True)
+    dir_name, method = method, variant_of or method
     gated = method == "xinet"
     with open(d / "config.json", "w") as f:
-        json.dump({"env": env, "method": method, "seed": seed, "steps": steps, "eval_every": steps // 4}, f)
+        json.dump({"env": env, "method": method, "seed": seed, "steps": steps, "eval_every": steps // 4,
+                   "widths_from": str(root / env / widths_from / f"seed{seed}") if widths_from else ""}, f)
     cols = ["step", "eval_return", "params", "ofenet_params"] + [f"alive:ofenet/{x}" for x in LAYERS if ofenet]
     last = steps if done else steps // 2
     with open(d / "progress.csv", "w", newline="") as f:
@@ -243,6 +247,29 @@ def test_script_writes_summary_and_figures(tmp_path, capsys):
         assert f"]({png})" in text
     assert not (tmp_path / "Other-v0_alive_units.png").exists()          # no xinet run there
     assert "alive_units" not in other
+
+
+def test_variants_get_their_own_claim_lines_and_leave_the_overall_verdicts_alone(tmp_path):
+    for seed, (r_xi, r_var, r_vsmall) in enumerate([(500.0, 980.0, 900.0), (700.0, 1100.0, 1300.0)]):
+        write_run(tmp_path, "Toy-v0", "ofe", seed, 1100.0 - 100 * seed, ofenet=2000)
+        write_run(tmp_path, "Toy-v0", "xinet", seed, r_xi, ofenet=2000)
+        write_run(tmp_path, "Toy-v0", "ofe-small", seed, 800.0, ofenet=1000, widths_from="xinet")
+        write_run(tmp_path, "Toy-v0", "xinet-v", seed, r_var, ofenet=2000, variant_of="xinet")
+        write_run(tmp_path, "Toy-v0", "ofe-small-v", seed, r_vsmall, ofenet=1000, variant_of="ofe-small",
+                  widths_from="xinet-v")
+    write_run(tmp_path, "Toy-v0", "sac-v", 0, 10.0, variant_of="sac")                 # not a XiNet variant
+    text = summarize.summarize(str(tmp_path), ("Toy-v0",))
+    head, variants = text.split("### Claims for the XiNet variants")
+    assert "**Claim 1** (" in head and "on each env): **not met (on Toy-v0)**" in head     # xinet 600 / 1050
+    assert "**Claim 2** (" in head and "on each env): **not met (on Toy-v0)**" in head     # 600 < 800
+    lines = [x for x in variants.splitlines() if x.startswith("- ")]
+    assert len(lines) == 2 and "sac-v" not in variants
+    # 50 % removed, 1040 / 1050 = 99.0 % kept; 1040 < 1100
+    assert lines[0].startswith("- **Claim 1** (`xinet-v` in place of `xinet`): **met** — OFENet parameters "
+                               "removed 50.0 % (2000 (xinet-v at start) → 1000 ± 0 (xinet-v, 2 seeds))")
+    assert "final return xinet-v 1040 ± 60 (2 seeds) / ofe 1050 ± 50 (2 seeds) = 99.0 %" in lines[0]
+    assert lines[1] == ("- **Claim 2** (`xinet-v` vs `ofe-small-v`): **not met** — xinet-v 1040 ± 60 (2 seeds) "
+                        "vs ofe-small-v 1100 ± 200 (2 seeds), difference -60")
 
 
 def test_a_method_has_one_colour_in_the_curves_and_the_return_vs_params_figures(tmp_path, monkeypatch):
