@@ -29,6 +29,8 @@ VARIANTS = {
     "xinet-ofenet-only": ("xinet", ["--theta-delay-sac", "1000000"]),
     # OFENet's price cut tenfold: on HalfCheetah β_ofenet = 1 leaves 29 of 480 units and an aux loss 4× ofe's
     "xinet-ofe-beta0.1": ("xinet", ["--beta-ofenet", "0.1"]),
+    # no OFENet price at all: does OFENet still collapse (then something other than the cost drives θ to 0)?
+    "xinet-ofe-beta0": ("xinet", ["--beta-ofenet", "0"]),
     # OFENet's θ step cut fivefold: is absorption at θ = 0 noise-driven (η_θ) rather than price-driven (β)?
     "xinet-ofe-eta0.01": ("xinet", ["--eta-theta-ofenet", "0.01"]),
     # both: the lowest OFENet pruning pressure of the grid

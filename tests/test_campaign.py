@@ -47,7 +47,7 @@ def test_every_variant_parses_with_xiref_train_into_its_method(root, variant):
     method, fixed = campaign.VARIANTS[variant]
     assert args.method == method and args.out.endswith(os.path.join(variant, "seed0"))
     for name, value in zip(fixed[::2], fixed[1::2]):
-        assert str(getattr(args, name[2:].replace("-", "_"))) == value
+        assert float(getattr(args, name[2:].replace("-", "_"))) == float(value)
 
 
 def test_resume_after_a_checkpoint_overwrite_before_one(root):
