@@ -54,7 +54,7 @@ def critic_bias(agent, k, obs, act, rng, draws):
     specs = agent.specs(k)
     sampled = []
     for _ in range(draws):
-        xi = xinet.sample_gates(specs, agent.theta, rng, obs.shape[0], agent.cfg.eps_xi)   # (2), own loss
+        xi = xinet.sample_gates(specs, agent.theta, rng, obs.shape[0], agent.knob(k, "eps_xi"))   # (2), own loss
         acts, _ = N.forward(specs, agent.params, feats, xi)
         sampled.append(acts[k + "/out"][:, 0])
     return (q1 if k == "critic1" else q2), np.array(sampled)

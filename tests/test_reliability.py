@@ -253,6 +253,10 @@ def _edit_saved_config(path, **changes):
     ("xinet", dict(beta=0.1, beta_ofenet=1.0, beta_actor=-1.0), None),
     # another effective β for the actor: refused
     ("xinet", dict(beta_actor=0.7), "beta_actor"),
+    # another effective sampling floor for OFENet: refused
+    ("xinet", dict(eps_xi_ofenet=0.01), "eps_xi_ofenet"),
+    # the default floor written as OFENet's own value: the same effective setting, resumable
+    ("xinet", dict(eps_xi_ofenet=0.001), None),
     # gate settings never act in an ungated run, so a changed default does not block it
     ("ofe", dict(beta_actor=-1.0, eta_theta_critic=-1.0, eps_xi=0.2), None),
 ])
@@ -267,6 +271,20 @@ def test_resume_compares_the_effective_settings(method, saved, refused, capsys, 
         capsys.readouterr()
     else:
         assert_user_error(capsys, argv, "mismatch", refused)
+
+
+def test_resume_a_checkpoint_from_before_per_network_eps_xi(capsys, tmp_path):
+    """A checkpoint whose config has no eps_xi_<net> fields (written before they existed) resumes: a missing
+    field reads as −1, i.e. the shared ε_ξ, which is what that run used."""
+    run = tmp_path / "run"
+    assert main(cli_args(run, "--quiet", method="xinet", **QUICK)) == 0
+    header, flat = ck.load(str(run / "checkpoint.npz"))
+    header.pop("sha256")
+    for net in ("ofenet", "actor", "critic"):
+        del header["config"][f"eps_xi_{net}"]
+    ck.save(str(run / "checkpoint.npz"), header, flat)
+    assert main(cli_args(run, "--resume", "--quiet", method="xinet", **{**QUICK, "steps": QUICK["steps"] + 10})) == 0
+    capsys.readouterr()
 
 
 def _resave(edit):

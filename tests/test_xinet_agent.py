@@ -27,6 +27,7 @@ from xiref import layers as L
 from xiref import network as N
 from xiref import train as T
 from xiref import wiring as WR
+from xiref import xinet
 from xiref.agent import SHARED_KNOBS, Agent, AgentConfig
 from xiref.cli import main
 from xiref.envs import UserError
@@ -177,6 +178,25 @@ def test_agent_prune_preserves_every_output_and_state():
         agent.prune()
         assert_consistent(agent)
     assert agent.prune() == {}
+
+
+@pytest.mark.parametrize("own", ["ofenet", "actor", "critic"])
+def test_per_network_eps_xi(own, monkeypatch):
+    """ε_ξ of one network (Eq. 4) is the floor its own masks are drawn with; the others keep the shared one."""
+    agent, rng = make_agent(2)
+    setattr(agent.cfg, f"eps_xi_{own}", 0.2)
+    seen = {}
+    original = xinet.gated_gradients
+
+    def spy(specs, *args, **kwargs):
+        seen[specs[0].name.split("/")[0]] = args[6]              # eps_xi, the 7th positional argument
+        return original(specs, *args, **kwargs)
+    monkeypatch.setattr(xinet, "gated_gradients", spy)
+    batch = random_batch(rng)
+    agent.update_ofenet(batch, rng, update_theta=True)
+    agent.update_sac(batch, rng, update_theta=True)
+    assert seen == {net: 0.2 if net.startswith(own) else agent.cfg.eps_xi
+                    for net in ("ofenet", "actor", "critic1", "critic2")}
 
 
 @pytest.mark.parametrize("frozen", ["ofenet", "actor", "critic"])

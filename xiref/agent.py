@@ -19,14 +19,14 @@ from .adam import adam_init, adam_step
 from .prune import keep_last_units, prune_zero_units, theta_step
 
 NETS = ("ofenet", "actor", "critic1", "critic2")
-# AgentConfig overrides under which `beta` and `eta_theta` alone set every network's β and η_θ
-SHARED_KNOBS = dict(beta_ofenet=-1.0, beta_actor=-1.0, beta_critic=-1.0,
-                    eta_theta_ofenet=-1.0, eta_theta_actor=-1.0, eta_theta_critic=-1.0)
+KNOBS = ("beta", "eta_theta", "eps_xi")      # the settings each network may have its own value of
+# AgentConfig overrides under which `beta`, `eta_theta` and `eps_xi` alone set every network's β, η_θ and ε_ξ
+SHARED_KNOBS = {f"{name}_{net}": -1.0 for name in KNOBS for net in ("ofenet", "actor", "critic")}
 
 
 def resolve_knob(get, net, name):
-    """β or η_θ (`name` = "beta" | "eta_theta") of network `net`: its own field `name_<net>` (critic1 and
-    critic2 share `name_critic`) unless -1, else the shared field `name`. `get(field)` reads a setting; a
+    """β, η_θ or ε_ξ (`name` = "beta" | "eta_theta" | "eps_xi") of network `net`: its own field `name_<net>`
+    (critic1 and critic2 share `name_critic`) unless -1, else the shared field `name`. `get(field)` reads a setting; a
     field it does not know (a checkpoint from before the field existed) reads as -1."""
     own = get(f"{name}_{'critic' if net.startswith('critic') else net}")
     return own if own is not None and own >= 0 else get(name)
@@ -58,7 +58,10 @@ class AgentConfig:
     eta_theta_actor: float = 0.01   # η_θ for the actor alone (-1: use eta_theta; default measured, METHOD §7)
     eta_theta_critic: float = 0.002 # η_θ for each critic (-1: use eta_theta; default measured, METHOD §7)
     mu_theta: float = 0.99          # μ_θ (Eq. 32)
-    eps_xi: float = 0.001           # ε_ξ sampling floor (Eq. 4; Choice, docs/METHOD.md)
+    eps_xi: float = 0.001           # ε_ξ floor (Eq. 4; Choice, docs/METHOD.md) of every network whose own is -1
+    eps_xi_ofenet: float = -1.0     # ε_ξ for OFENet alone (-1: use eps_xi)
+    eps_xi_actor: float = -1.0      # ε_ξ for the actor alone (-1: use eps_xi)
+    eps_xi_critic: float = -1.0     # ε_ξ for each critic (-1: use eps_xi)
     baseline: str = "pair"          # score-function baseline (Eq. 23)
     lam_w: float = 0.0              # λ_w slab-prior weight (Eq. 16); 0 as SAC/OFENet use no weight decay
     loss_scale_rate: float = 0.01   # EMA rate of L̄_n (Eq. 19)
@@ -132,7 +135,7 @@ class Agent:
         return acts["critic1/out"][:, 0], acts["critic2/out"][:, 0], (specs, allp, cache)
 
     def knob(self, net, name):
-        """Per-network value of `beta` or `eta_theta` (see `resolve_knob`)."""
+        """Per-network value of `beta`, `eta_theta` or `eps_xi` (see `resolve_knob`)."""
         return resolve_knob(lambda field: getattr(self.cfg, field), net, name)
 
     # ------------------------------------------------------------------ one network's step
@@ -152,7 +155,8 @@ class Agent:
                 if spec.gated:
                     new, self.m_theta[spec.name] = theta_step(self.theta[spec.name], self.m_theta[spec.name],
                                                               g_theta[spec.name], scale, eta, cfg.mu_theta)
-                    self.theta[spec.name] = keep_last_units(new, self.theta[spec.name], spec.min_units, cfg.eps_xi)
+                    self.theta[spec.name] = keep_last_units(new, self.theta[spec.name], spec.min_units,
+                                                                      self.knob(net, "eps_xi"))
 
     def prune(self):
         """Remove every unit at θ = 0 from all containers (§7). Returns {layer: removed}."""
@@ -166,7 +170,7 @@ class Agent:
         specs = self.specs("ofenet")
         mean_loss, grads, g_theta, caches = xinet.gated_gradients(
             specs, self.params, {"obs": obs, "act": act}, self.theta, OF.aux_loss_fn(obs_next), rng,
-            self.cfg.baseline, self.cfg.eps_xi, self.stats, bn_train=True, eps_bn=self.cfg.eps_bn)
+            self.cfg.baseline, self.knob("ofenet", "eps_xi"), self.stats, bn_train=True, eps_bn=self.cfg.eps_bn)
         # running BN statistics follow the first mask draw's batch statistics (one EMA step per update)
         N.update_running_stats(specs, self.stats, caches[0], self.cfg.bn_momentum)
         self._step_net("ofenet", mean_loss, grads, g_theta, update_theta)
@@ -188,7 +192,7 @@ class Agent:
         for k in ("critic1", "critic2"):                               # Eq. (11)
             mean_loss, grads, g_theta, _ = xinet.gated_gradients(self.specs(k), self.params, feats, self.theta,
                                                                   critic_loss_fn(k, y), rng, cfg.baseline,
-                                                                  cfg.eps_xi)
+                                                                  self.knob(k, "eps_xi"))
             self._step_net(k, mean_loss, grads, g_theta, update_theta)
             out[k + "_loss"] = mean_loss
 
@@ -196,7 +200,7 @@ class Agent:
         eps = rng.standard_normal((B, self.act_dim)).astype(self.dtype)
         mean_loss, grads, g_theta, _ = xinet.gated_gradients(self.specs("actor"), self.params, f_actor, self.theta,
                                                               actor_loss_fn(self, f_actor, eps), rng,
-                                                              cfg.baseline, cfg.eps_xi)
+                                                              cfg.baseline, self.knob("actor", "eps_xi"))
         self._step_net("actor", mean_loss, grads, g_theta, update_theta)
         out["actor_loss"] = mean_loss
 

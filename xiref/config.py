@@ -47,6 +47,8 @@ def validate(cfg):
         (all(b == -1.0 or b >= 0 for b in (cfg.beta_ofenet, cfg.beta_actor, cfg.beta_critic)),
          "--beta-ofenet, --beta-actor and --beta-critic must be >= 0 (or -1: use --beta)"),
         (0 < cfg.eps_xi < 0.5, f"--eps-xi must lie in (0, 0.5), got {cfg.eps_xi}"),
+        (all(e == -1.0 or 0 < e < 0.5 for e in (cfg.eps_xi_ofenet, cfg.eps_xi_actor, cfg.eps_xi_critic)),
+         "--eps-xi-ofenet, --eps-xi-actor and --eps-xi-critic must lie in (0, 0.5) (or -1: use --eps-xi)"),
         (0 < cfg.eta_theta < math.inf, f"--eta-theta must be positive and finite, got {cfg.eta_theta}"),
         (all(e == -1.0 or 0 < e < math.inf for e in (cfg.eta_theta_ofenet, cfg.eta_theta_actor, cfg.eta_theta_critic)),
          "--eta-theta-ofenet, --eta-theta-actor and --eta-theta-critic must be positive and finite "

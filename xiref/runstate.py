@@ -5,7 +5,7 @@ from dataclasses import asdict
 import numpy as np
 
 from .adam import AdamState
-from .agent import resolve_knob
+from .agent import KNOBS, resolve_knob
 
 
 def agent_arrays(agent):
@@ -74,12 +74,12 @@ PER_NET = ("ofenet", "actor", "critic")
 
 
 def effective_config(d):
-    """The settings that determine a run's continuation: each network's resolved β and η_θ (its own value,
+    """The settings that determine a run's continuation: each network's resolved β, η_θ and ε_ξ (its own value,
     or the shared one when −1, as `Agent.knob`) instead of the raw fields, and no gate settings for an
     ungated method — so a changed default that the run does not use never blocks a resume."""
     d = dict(d)
-    resolved = {f"{name}_{net}": resolve_knob(d.get, net, name) for name in ("beta", "eta_theta") for net in PER_NET}
-    d = {k: v for k, v in d.items() if k not in ("beta", "eta_theta")}
+    resolved = {f"{name}_{net}": resolve_knob(d.get, net, name) for name in KNOBS for net in PER_NET}
+    d = {k: v for k, v in d.items() if k not in KNOBS}
     d.update(resolved)
     if d.get("method") != "xinet":
         d = {k: v for k, v in d.items() if not k.startswith(GATE_ONLY)}

@@ -1,0 +1,93 @@
+"""examples/ofenet_drift.py and examples/ofenet_theta_walk.py: what moves OFENet's θ, on a real (tiny) checkpoint.
+
+A unit whose output no layer reads (its rows zeroed in every consumer) cannot change the auxiliary loss:
+switching it on or off for the whole batch (C), or setting its expected gate to 0 (E), must give exactly 0 —
+common random numbers make this exact, so a wrong column or a mask that leaks into other units fails it.
+The pair estimator (A) is 0 only in expectation: within a few standard errors. The θ-walk must leave
+weights, BN statistics and Adam moments untouched in `frozen` mode and move them in `live` mode, and must
+count units that reach θ = 0 (a huge price drives every unit there)."""
+import json
+import os
+import sys
+
+import numpy as np
+import pytest
+
+from test_train import QUICK, quiet, tiny_config
+from xiref import train as T
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "examples"))
+import ofenet_drift  # noqa: E402
+import ofenet_theta_walk  # noqa: E402
+from gate_bias import load_run  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def xinet_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("drift-xinet")
+    T.train(tiny_config(out, method="xinet", **{**QUICK, "steps": 400, "checkpoint_every": 400}), echo=quiet)
+    return out
+
+
+def silence(agent, name, j):
+    """Zero the rows unit j of layer `name` feeds in every consumer's W: its output is read by no one."""
+    for spec in agent.wiring.consumers(name):
+        rows = agent.wiring.row_slice(spec, name, agent.theta)
+        W = agent.params[spec.name]["W"].copy()
+        W[rows.start + j, :] = 0.0
+        agent.params[spec.name] = {**agent.params[spec.name], "W": W}
+
+
+def test_a_unit_nobody_reads_changes_nothing(xinet_dir, monkeypatch):
+    run = load_run(str(xinet_dir))
+    name = next(s.name for s in run.agent.specs("ofenet") if s.gated)
+    silence(run.agent, name, 0)
+    monkeypatch.setattr(ofenet_drift, "load_run", lambda _: run)
+    r = ofenet_drift.measure(str(xinet_dir), batches=12, batch=32, seed=0)
+    units = {(u["layer"], u["unit"]): u for u in r["per_unit"]}
+    silent, others = units.pop((name, 0)), list(units.values())
+    assert silent["C"] == [0.0, 0.0] and silent["E"] == [0.0, 0.0]
+    mean, se = silent["A"]
+    assert se > 0 and abs(mean) < 4 * se
+    # the check can fail: units that are read do move the loss
+    assert any(abs(u["C"][0]) > 0 for u in others) and any(abs(u["E"][0]) > 0 for u in others)
+    assert r["all"]["n"] == len(r["per_unit"]) == sum(r[k]["n"] for k in ("theta<1", "theta=1") if k in r)
+
+
+def test_drift_cli_prints_one_json_line_and_refuses_bad_input(xinet_dir, tmp_path, capsys):
+    out = tmp_path / "drift.json"
+    assert ofenet_drift.main([str(xinet_dir), "--batches", "2", "--batch", "16", "--out", str(out)]) == 0
+    last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert last["step"] == 400 and "per_unit" not in last and len(json.loads(out.read_text())["per_unit"]) > 0
+    for argv, needle in (([str(xinet_dir), "--batches", "1"], "--batches"), ([str(tmp_path / "none")], "no config")):
+        assert ofenet_drift.main(argv) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("ofenet_drift: error:") and needle in err[0]
+
+
+def ofenet_arrays(run):
+    names = [s.name for s in run.agent.specs("ofenet")]
+    return [a for n in names for a in list(run.agent.params[n].values()) + list(run.agent.stats.get(n, {}).values())
+            + list(run.agent.opt["ofenet"].m[n].values())]
+
+
+@pytest.mark.parametrize("frozen", [True, False])
+def test_walk_freezes_only_what_it_says(xinet_dir, frozen):
+    before = ofenet_arrays(load_run(str(xinet_dir)))
+    run, theta0, theta1, hit0 = ofenet_theta_walk.walk(str(xinet_dir), 5, 0, frozen, {"eta_theta_ofenet": 1.0})
+    after = ofenet_arrays(run)
+    assert all(np.array_equal(a, b) for a, b in zip(before, after)) == frozen
+    assert not np.array_equal(theta0, theta1)                          # θ moves in both modes
+
+
+def test_walk_counts_units_that_reach_zero(xinet_dir, capsys):
+    _, theta0, theta1, hit0 = ofenet_theta_walk.walk(str(xinet_dir), 3, 0, True,
+                                                     {"beta_ofenet": 1e6, "eta_theta_ofenet": 1.0, "mu_theta": 0.0})
+    assert hit0.all() and np.all(theta1 == 0)
+    _, theta0, theta1, hit0 = ofenet_theta_walk.walk(str(xinet_dir), 3, 0, True, {"eta_theta_ofenet": 1e-12})
+    assert np.allclose(theta0, theta1, atol=1e-6) and np.array_equal(hit0, theta0 <= 0)
+    classes = ofenet_theta_walk.classes(theta0[theta0 > 0], theta1[theta0 > 0], hit0[theta0 > 0])
+    assert sum(c["n"] for c in classes) == int(np.sum(theta0 > 0))
+    assert ofenet_theta_walk.main([str(xinet_dir), "--steps", "2", "--eps-xi-ofenet", "0.7"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--eps-xi-ofenet" in err[0]
