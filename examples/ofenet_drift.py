@@ -17,7 +17,9 @@ never written), with the masks drawn as in training (θ̃, Eq. 4) and training-m
 
 Positive = the loss is lower without the unit (θ is pushed down, or removal would help). If A_j > 0 where
 C_j < 0 and E_j < 0, the estimator's per-example target, not the loss, removes useful units.
-Each number comes with its standard error over batches. The last line is one JSON object.
+Each number comes with its standard error over batches. It also reports the noise source of a θ = 1 unit's
+step (`kick_noise`): the spread of one example's loss between two independent mask draws, and the θ-kick it
+gives when a mask drops the unit. The last line is one JSON object.
 Runtime: ≈ 1 min per 100 alive units at --batches 32 on one core.
 """
 import argparse
@@ -34,10 +36,29 @@ from xiref.checkpoint import atomic_write_text
 from xiref.envs import UserError
 
 
-def batch_loss(specs, agent, inputs, o_next, gates, bn_train):
-    """L = (1/B) Σ_i ℓ^aux_i (Eq. 8) under `gates` (masks (B, n) or θ (n,))."""
+def example_losses(specs, agent, inputs, o_next, gates, bn_train):
+    """ℓ^aux_i (B,) (Eq. 8) under `gates` (masks (B, n) or θ (n,))."""
     acts, _ = N.forward(specs, agent.params, inputs, gates, agent.stats, bn_train, agent.cfg.eps_bn)
-    return float(np.mean(OF.aux_loss(acts["ofenet/head"], o_next)[0]))
+    return OF.aux_loss(acts["ofenet/head"], o_next)[0]
+
+
+def batch_loss(specs, agent, inputs, o_next, gates, bn_train):
+    """L = (1/B) Σ_i ℓ^aux_i."""
+    return float(np.mean(example_losses(specs, agent, inputs, o_next, gates, bn_train)))
+
+
+def kick_noise(ell, d_ell, eps_xi, eta, loss_scale, batch):
+    """The noise source of a θ = 1 unit's step: with `pair`, its θ-gradient is 0 unless one of the 2B masks
+    drops it (probability ε_ξ each); then it is ≈ −(ℓ_i^drop − ℓ_i^other)/(2B ε_ξ), and (32) moves θ by
+    η_θ/L̄ times that in total. ell: per-example losses, d_ell: ℓ_i^(1) − ℓ_i^(2) under two independent draws."""
+    a = np.abs(d_ell)
+    kick = eta / loss_scale * a / (2 * batch * eps_xi)
+    return {"loss_mean": float(ell.mean()), "loss_p99": float(np.percentile(ell, 99)),
+            "diff_sd": float(d_ell.std()), "diff_p99": float(np.percentile(a, 99)), "diff_max": float(a.max()),
+            "drop_probability_per_update": float(1 - (1 - eps_xi) ** (2 * batch)),
+            "kick_sd": float(eta / loss_scale * d_ell.std() / (2 * batch * eps_xi)),
+            "kick_p99": float(np.percentile(kick, 99)), "kick_max": float(kick.max()),
+            "share_of_kicks_above_1": float(np.mean(kick >= 1.0))}
 
 
 def with_unit(gates, name, j, value):
@@ -56,6 +77,7 @@ def measure(run_dir, batches, batch, seed):
     specs, eps_xi = agent.specs("ofenet"), agent.knob("ofenet", "eps_xi")
     units = [(s.name, j) for s in specs if s.gated for j in range(agent.theta[s.name].shape[0])]
     A, C, E = (np.zeros((batches, len(units))) for _ in range(3))
+    ells, diffs = [], []
     for b in range(batches):
         obs, act, _, o_next, _ = run.buffer.sample(rng, batch)
         inputs = {"obs": obs, "act": act}
@@ -63,6 +85,10 @@ def measure(run_dir, batches, batch, seed):
                                                   rng, "pair", eps_xi, agent.stats, bn_train=True,
                                                   eps_bn=agent.cfg.eps_bn)
         xi = xinet.sample_gates(specs, agent.theta, rng, batch, eps_xi)
+        xi2 = xinet.sample_gates(specs, agent.theta, rng, batch, eps_xi)
+        ell = example_losses(specs, agent, inputs, o_next, xi, True)
+        ells.append(ell)
+        diffs.append(ell - example_losses(specs, agent, inputs, o_next, xi2, True))
         theta = xinet.expected_gates(specs, agent.theta)
         l_eval = batch_loss(specs, agent, inputs, o_next, theta, bn_train=False)
         for u, (name, j) in enumerate(units):
@@ -73,7 +99,9 @@ def measure(run_dir, batches, batch, seed):
     theta_all = np.array([agent.theta[name][j] for name, j in units])
     per_unit = {k: (v.mean(0), v.std(0, ddof=1) / np.sqrt(batches)) for k, v in (("A", A), ("C", C), ("E", E))}
     out = {"run": run_dir, "step": run.step, "units": len(units), "batches": batches, "batch": batch,
-           "loss_scale": float(agent.loss_scale["ofenet"])}
+           "loss_scale": float(agent.loss_scale["ofenet"]),
+           "noise": kick_noise(np.concatenate(ells), np.concatenate(diffs), eps_xi, agent.knob("ofenet", "eta_theta"),
+                               float(agent.loss_scale["ofenet"]), batch)}
     for label, sel in (("theta<1", theta_all < 1.0), ("theta=1", theta_all >= 1.0), ("all", theta_all >= 0)):
         if not sel.any():
             continue
@@ -118,6 +146,11 @@ def main(argv=None):
                   + (f"; corr(A, C) {g['corr_A_C']:.2f}" if g["corr_A_C"] is not None else ""))
     if args.out:
         atomic_write_text(args.out, json.dumps(r, indent=1))
+    n = r["noise"]
+    print(f"per-example loss mean {n['loss_mean']:.3f} (99th pct {n['loss_p99']:.2f}); difference between two draws: "
+          f"sd {n['diff_sd']:.3f}, 99th pct {n['diff_p99']:.2f}, max {n['diff_max']:.2f}; a θ = 1 unit is dropped in "
+          f"{100 * n['drop_probability_per_update']:.0f} % of the updates, kick sd {n['kick_sd']:.3f}, 99th pct "
+          f"{n['kick_p99']:.2f}, max {n['kick_max']:.2f}, {100 * n['share_of_kicks_above_1']:.2f} % ≥ 1")
     print(json.dumps({k: v for k, v in r.items() if k != "per_unit"}))
     return 0
 

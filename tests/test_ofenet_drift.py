@@ -91,3 +91,12 @@ def test_walk_counts_units_that_reach_zero(xinet_dir, capsys):
     assert ofenet_theta_walk.main([str(xinet_dir), "--steps", "2", "--eps-xi-ofenet", "0.7"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--eps-xi-ofenet" in err[0]
+
+
+def test_kick_noise_by_hand():
+    """η_θ/L̄ · |Δℓ|/(2B ε_ξ) with η_θ = 0.05, L̄ = 0.5, B = 2, ε_ξ = 0.1: |Δℓ| / 4, and P(drop) = 1 − 0.9⁴."""
+    d = np.array([4.0, -8.0, 0.0, 2.0])
+    n = ofenet_drift.kick_noise(np.array([1.0, 2.0, 3.0, 6.0]), d, 0.1, 0.05, 0.5, 2)
+    assert n["loss_mean"] == 3.0 and n["diff_max"] == 8.0 and n["kick_max"] == pytest.approx(2.0)
+    assert n["kick_sd"] == pytest.approx(np.std(d) / 4) and n["share_of_kicks_above_1"] == 0.5
+    assert n["drop_probability_per_update"] == pytest.approx(1 - 0.9 ** 4)
