@@ -42,11 +42,13 @@ VARIANTS = {
     "xinet-ofe-beta0.1-eta0.01": ("xinet", ["--beta-ofenet", "0.1", "--eta-theta-ofenet", "0.01"]),
     # claim 2 against xinet-ofe-eta0.01: an ungated OFENet at the widths that variant ended with (WIDTHS_FROM)
     "ofe-small-eta0.01": ("ofe-small", []),
+    # claim 2 against xinet-ofe-eps0.01
+    "ofe-small-eps0.01": ("ofe-small", []),
 }
 
 # an ofe-small cell (the method or a variant of it) → the xinet directory (method or variant) whose finished run of
 # the same env and seed gives its widths
-WIDTHS_FROM = {"ofe-small": "xinet", "ofe-small-eta0.01": "xinet-ofe-eta0.01"}
+WIDTHS_FROM = {"ofe-small": "xinet", "ofe-small-eta0.01": "xinet-ofe-eta0.01", "ofe-small-eps0.01": "xinet-ofe-eps0.01"}
 
 
 def run_dir(env, method, seed):
