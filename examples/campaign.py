@@ -4,7 +4,7 @@ Each run is a directory examples/results/<env>/<method>/seed<k>/. A run with sum
 run with a checkpoint is resumed (`--resume`); anything else starts fresh. Runs go to worker processes,
 one BLAS thread each, so `--jobs 2` fills a 2-core laptop. A run another process is writing (its
 run.lock names a live process, xiref/runlock.py) is skipped, so two launchers can share a grid. `ofe-small` runs take their widths from the
-finished `xinet` run of the same env and seed (an ofe-small variant from the xinet variant WIDTHS_FROM names): they wait while it is being trained (here or by another
+finished `xinet` run of the same env and seed (an ofe-small variant from the xinet variant its VARIANTS entry names): they wait while it is being trained (here or by another
 launcher) and are reported missing when no process is training it.
 
     python examples/campaign.py --envs Hopper-v5 --methods sac,ofe --seeds 0,1,2 --steps 100000 --jobs 2
@@ -23,7 +23,7 @@ import time
 from xiref.runlock import holder
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
-# directory name -> (xiref method, its fixed flags)
+# directory name -> (xiref method, its fixed flags[, for an ofe-small variant: the xinet variant giving its widths])
 VARIANTS = {
     # every net gated, but the actor's and critics' θ never step within 1M steps: XiNet prunes OFENet alone
     "xinet-ofenet-only": ("xinet", ["--theta-delay-sac", "1000000"]),
@@ -40,15 +40,14 @@ VARIANTS = {
     "xinet-ofe-eps0.01": ("xinet", ["--eps-xi-ofenet", "0.01"]),
     # both: the lowest OFENet pruning pressure of the grid
     "xinet-ofe-beta0.1-eta0.01": ("xinet", ["--beta-ofenet", "0.1", "--eta-theta-ofenet", "0.01"]),
-    # claim 2 against xinet-ofe-eta0.01: an ungated OFENet at the widths that variant ended with (WIDTHS_FROM)
-    "ofe-small-eta0.01": ("ofe-small", []),
-    # claim 2 against xinet-ofe-eps0.01
-    "ofe-small-eps0.01": ("ofe-small", []),
+    # claim 2 against a xinet variant: an ungated OFENet at the widths that variant's run of the same seed ended with
+    "ofe-small-eta0.01": ("ofe-small", [], "xinet-ofe-eta0.01"),
+    "ofe-small-eps0.01": ("ofe-small", [], "xinet-ofe-eps0.01"),
 }
 
 # an ofe-small cell (the method or a variant of it) → the xinet directory (method or variant) whose finished run of
 # the same env and seed gives its widths
-WIDTHS_FROM = {"ofe-small": "xinet", "ofe-small-eta0.01": "xinet-ofe-eta0.01", "ofe-small-eps0.01": "xinet-ofe-eps0.01"}
+WIDTHS_FROM = {"ofe-small": "xinet", **{name: v[2] for name, v in VARIANTS.items() if v[0] == "ofe-small"}}
 
 
 def run_dir(env, method, seed):
@@ -57,7 +56,7 @@ def run_dir(env, method, seed):
 
 def command(env, method, seed, steps, dtype, extra):
     out = run_dir(env, method, seed)
-    cli_method, fixed = VARIANTS.get(method, (method, []))
+    cli_method, fixed = VARIANTS.get(method, (method, []))[:2]
     cmd = [sys.executable, "-m", "xiref", "train", "--env", env, "--method", cli_method, "--seed", str(seed),
            "--steps", str(steps), "--dtype", dtype, "--out", out, "--quiet"] + fixed + list(extra)
     if method in WIDTHS_FROM:
