@@ -36,7 +36,7 @@ VARIANTS = {
     # between the default 0.05 and 0.01: 0.01 kept ofe's return but removed only 39 % of OFENet by 100k steps
     "xinet-ofe-eta0.02": ("xinet", ["--eta-theta-ofenet", "0.02"]),
     # OFENet's sampling floor 0.001 → 0.01: at θ̃ = 1 − ε_ξ a unit's θ-gradient arrives in rare kicks of size
-    # ≈ 1/ε_ξ, and the upward ones are lost at the wall θ = 1 (examples/ofenet_theta_walk.py, docs/METHOD.md)
+    # ≈ 1/ε_ξ, and the upward ones are lost at the wall θ = 1 (examples/theta_walk.py, docs/METHOD.md)
     "xinet-ofe-eps0.01": ("xinet", ["--eps-xi-ofenet", "0.01"]),
     # both: the lowest OFENet pruning pressure of the grid
     "xinet-ofe-beta0.1-eta0.01": ("xinet", ["--beta-ofenet", "0.1", "--eta-theta-ofenet", "0.01"]),

@@ -1,11 +1,12 @@
-"""examples/ofenet_drift.py and examples/ofenet_theta_walk.py: what moves OFENet's θ, on a real (tiny) checkpoint.
+"""examples/ofenet_drift.py and examples/theta_walk.py: what moves a network's θ, on a real (tiny) checkpoint.
 
 A unit whose output no layer reads (its rows zeroed in every consumer) cannot change the auxiliary loss:
 switching it on or off for the whole batch (C), or setting its expected gate to 0 (E), must give exactly 0 —
 common random numbers make this exact, so a wrong column or a mask that leaks into other units fails it.
 The pair estimator (A) is 0 only in expectation: within a few standard errors. The θ-walk must leave
-weights, BN statistics and Adam moments untouched in `frozen` mode and move them in `live` mode, and must
-count units that reach θ = 0 (a huge price drives every unit there)."""
+weights, BN statistics, Adam moments (and for a SAC net the target critics, α and the other nets' θ)
+untouched in `frozen` mode and move them in `live` mode, and must count units that reach θ = 0 (a huge price
+drives every unit there)."""
 import json
 import os
 import sys
@@ -18,7 +19,7 @@ from xiref import train as T
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "examples"))
 import ofenet_drift  # noqa: E402
-import ofenet_theta_walk  # noqa: E402
+import theta_walk  # noqa: E402
 from gate_bias import load_run  # noqa: E402
 
 
@@ -65,32 +66,53 @@ def test_drift_cli_prints_one_json_line_and_refuses_bad_input(xinet_dir, tmp_pat
         assert len(err) == 1 and err[0].startswith("ofenet_drift: error:") and needle in err[0]
 
 
-def ofenet_arrays(run):
-    names = [s.name for s in run.agent.specs("ofenet")]
-    return [a for n in names for a in list(run.agent.params[n].values()) + list(run.agent.stats.get(n, {}).values())
-            + list(run.agent.opt["ofenet"].m[n].values())]
+def state_arrays(run, net):
+    """Every weight, BN statistic and Adam moment an update of `net` may touch, and the other nets' θ."""
+    a = run.agent
+    nets = ["ofenet"] if net == "ofenet" else ["actor", "critic1", "critic2"]
+    layers = [s.name for n in nets for s in a.specs(n)]
+    out = [v for n in layers for v in list(a.params[n].values()) + list(a.stats.get(n, {}).values())]
+    out += [v for n in nets for o in (a.opt[n].m, a.opt[n].v) for layer in o.values() for v in layer.values()]
+    if net != "ofenet":
+        out += [v for layer in a.target.values() for v in layer.values()] + [a.log_alpha["alpha"]["log_alpha"]]
+    return out + [a.theta[k] for k in a.theta if not k.startswith(net)]
 
 
+@pytest.mark.parametrize("net", ["ofenet", "critic1"])
 @pytest.mark.parametrize("frozen", [True, False])
-def test_walk_freezes_only_what_it_says(xinet_dir, frozen):
-    before = ofenet_arrays(load_run(str(xinet_dir)))
-    run, theta0, theta1, hit0 = ofenet_theta_walk.walk(str(xinet_dir), 5, 0, frozen, {"eta_theta_ofenet": 1.0})
-    after = ofenet_arrays(run)
-    assert all(np.array_equal(a, b) for a, b in zip(before, after)) == frozen
+def test_walk_freezes_only_what_it_says(xinet_dir, frozen, net):
+    before = state_arrays(load_run(str(xinet_dir)), net)
+    run, theta0, theta1, hit0 = theta_walk.walk(str(xinet_dir), 5, 0, frozen,
+                                                {f"eta_theta_{net.rstrip('12')}": 1.0}, net)
+    after = state_arrays(run, net)
+    assert len(before) == len(after) and all(np.array_equal(a, b) for a, b in zip(before, after)) == frozen
     assert not np.array_equal(theta0, theta1)                          # θ moves in both modes
 
 
 def test_walk_counts_units_that_reach_zero(xinet_dir, capsys):
-    _, theta0, theta1, hit0 = ofenet_theta_walk.walk(str(xinet_dir), 3, 0, True,
-                                                     {"beta_ofenet": 1e6, "eta_theta_ofenet": 1.0, "mu_theta": 0.0})
+    _, theta0, theta1, hit0 = theta_walk.walk(str(xinet_dir), 3, 0, True,
+                                              {"beta_ofenet": 1e6, "eta_theta_ofenet": 1.0, "mu_theta": 0.0})
     assert hit0.all() and np.all(theta1 == 0)
-    _, theta0, theta1, hit0 = ofenet_theta_walk.walk(str(xinet_dir), 3, 0, True, {"eta_theta_ofenet": 1e-12})
+    _, theta0, theta1, hit0 = theta_walk.walk(str(xinet_dir), 3, 0, True, {"eta_theta_ofenet": 1e-12})
     assert np.allclose(theta0, theta1, atol=1e-6) and np.array_equal(hit0, theta0 <= 0)
-    classes = ofenet_theta_walk.classes(theta0[theta0 > 0], theta1[theta0 > 0], hit0[theta0 > 0])
+    classes = theta_walk.classes(theta0[theta0 > 0], theta1[theta0 > 0], hit0[theta0 > 0])
     assert sum(c["n"] for c in classes) == int(np.sum(theta0 > 0))
-    assert ofenet_theta_walk.main([str(xinet_dir), "--steps", "2", "--eps-xi-ofenet", "0.7"]) == 2
+
+
+@pytest.mark.parametrize("bad, needle", [("eps_xi_ofenet=0.7", "--eps-xi-ofenet"), ("ofe_units=3", "not a float"),
+                                         ("mu_theta=x", "not a number"), ("nonsense", "not a float")])
+def test_walk_refuses_bad_settings_in_one_line(xinet_dir, capsys, bad, needle):
+    assert theta_walk.main([str(xinet_dir), "--steps", "2", "--set", bad]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "--eps-xi-ofenet" in err[0]
+    assert len(err) == 1 and err[0].startswith("theta_walk: error:") and needle in err[0]
+
+
+def test_walk_cli_runs_a_critic(xinet_dir, capsys):
+    assert theta_walk.main([str(xinet_dir), "--net", "critic2", "--steps", "2", "--set", "eps_xi_critic=0.01"]) == 0
+    last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert last["net"] == "critic2" and last["overrides"] == {"eps_xi_critic": 0.01}
+    assert last["live"]["units"] == sum(len(v) for k, v in load_run(str(xinet_dir)).agent.theta.items()
+                                        if k.startswith("critic2"))
 
 
 def test_kick_noise_by_hand():
