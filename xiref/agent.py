@@ -26,8 +26,8 @@ SHARED_KNOBS = {f"{name}_{net}": -1.0 for name in KNOBS for net in ("ofenet", "a
 
 def resolve_knob(get, net, name):
     """β, η_θ or ε_ξ (`name` = "beta" | "eta_theta" | "eps_xi") of network `net`: its own field `name_<net>`
-    (critic1 and critic2 share `name_critic`) unless -1, else the shared field `name`. `get(field)` reads a setting; a
-    field it does not know (a checkpoint from before the field existed) reads as -1."""
+    (critic1 and critic2 share `name_critic`) unless -1, else the shared field `name`. `get(field)` reads a
+    setting; a field it does not know (a checkpoint from before the field existed) reads as -1."""
     own = get(f"{name}_{'critic' if net.startswith('critic') else net}")
     return own if own is not None and own >= 0 else get(name)
 
@@ -155,8 +155,8 @@ class Agent:
                 if spec.gated:
                     new, self.m_theta[spec.name] = theta_step(self.theta[spec.name], self.m_theta[spec.name],
                                                               g_theta[spec.name], scale, eta, cfg.mu_theta)
-                    self.theta[spec.name] = keep_last_units(new, self.theta[spec.name], spec.min_units,
-                                                                      self.knob(net, "eps_xi"))
+                    floor = self.knob(net, "eps_xi")
+                    self.theta[spec.name] = keep_last_units(new, self.theta[spec.name], spec.min_units, floor)
 
     def prune(self):
         """Remove every unit at θ = 0 from all containers (§7). Returns {layer: removed}."""
