@@ -32,8 +32,6 @@ from xiref.envs import UserError
 NETS = ("ofenet", "actor", "critic1", "critic2")
 
 BINS = (0.0, 0.5, 0.9, 0.999, 1.0)       # initial-θ classes: (0, .5), [.5, .9), [.9, .999), [.999, 1]
-
-
 STATE = ("params", "stats", "opt", "target", "log_alpha", "opt_alpha")     # what `frozen` puts back
 
 
