@@ -18,13 +18,6 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "examples"))
 import gate_bias  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def xinet_dir(tmp_path_factory):
-    out = tmp_path_factory.mktemp("gb-xinet")
-    T.train(tiny_config(out, method="xinet", **{**QUICK, "steps": 400, "checkpoint_every": 400}), echo=quiet)
-    return out
-
-
 def test_reports_every_critic(xinet_dir, capsys):
     assert gate_bias.main([str(xinet_dir), "--batch", "64", "--draws", "8"]) == 0
     res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])[0]

@@ -14,20 +14,10 @@ import sys
 import numpy as np
 import pytest
 
-from test_train import QUICK, quiet, tiny_config
-from xiref import train as T
-
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "examples"))
 import ofenet_drift  # noqa: E402
 import theta_walk  # noqa: E402
 from gate_bias import load_run  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def xinet_dir(tmp_path_factory):
-    out = tmp_path_factory.mktemp("drift-xinet")
-    T.train(tiny_config(out, method="xinet", **{**QUICK, "steps": 400, "checkpoint_every": 400}), echo=quiet)
-    return out
 
 
 def silence(agent, name, j):

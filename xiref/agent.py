@@ -20,8 +20,14 @@ from .prune import keep_last_units, prune_zero_units, theta_step
 
 NETS = ("ofenet", "actor", "critic1", "critic2")
 KNOBS = ("beta", "eta_theta", "eps_xi")      # the settings each network may have its own value of
+KNOB_NETS = ("ofenet", "actor", "critic")    # their suffixes: `<knob>_<net>`, both critics share `_critic`
 # AgentConfig overrides under which `beta`, `eta_theta` and `eps_xi` alone set every network's β, η_θ and ε_ξ
-SHARED_KNOBS = {f"{name}_{net}": -1.0 for name in KNOBS for net in ("ofenet", "actor", "critic")}
+SHARED_KNOBS = {f"{name}_{net}": -1.0 for name in KNOBS for net in KNOB_NETS}
+
+
+def own_knobs(cfg, name):
+    """The per-network fields of knob `name` (`name_ofenet`, `name_actor`, `name_critic`) of a config."""
+    return [getattr(cfg, f"{name}_{net}") for net in KNOB_NETS]
 
 
 def resolve_knob(get, net, name):

@@ -7,7 +7,7 @@ import math
 import os
 from dataclasses import dataclass, fields
 
-from .agent import AgentConfig
+from .agent import AgentConfig, own_knobs
 from .envs import UserError
 
 METHODS = ("sac", "ofe", "xinet", "ofe-small")
@@ -44,13 +44,13 @@ def validate(cfg):
         (cfg.buffer_size >= cfg.batch, f"--batch {cfg.batch} is larger than --buffer-size {cfg.buffer_size}"),
         (cfg.start_steps >= cfg.batch, f"--start-steps {cfg.start_steps} must be >= --batch {cfg.batch}"),
         (cfg.beta >= 0, f"--beta must be >= 0, got {cfg.beta}"),
-        (all(b == -1.0 or b >= 0 for b in (cfg.beta_ofenet, cfg.beta_actor, cfg.beta_critic)),
+        (all(b == -1.0 or b >= 0 for b in own_knobs(cfg, "beta")),
          "--beta-ofenet, --beta-actor and --beta-critic must be >= 0 (or -1: use --beta)"),
         (0 < cfg.eps_xi < 0.5, f"--eps-xi must lie in (0, 0.5), got {cfg.eps_xi}"),
-        (all(e == -1.0 or 0 < e < 0.5 for e in (cfg.eps_xi_ofenet, cfg.eps_xi_actor, cfg.eps_xi_critic)),
+        (all(e == -1.0 or 0 < e < 0.5 for e in own_knobs(cfg, "eps_xi")),
          "--eps-xi-ofenet, --eps-xi-actor and --eps-xi-critic must lie in (0, 0.5) (or -1: use --eps-xi)"),
         (0 < cfg.eta_theta < math.inf, f"--eta-theta must be positive and finite, got {cfg.eta_theta}"),
-        (all(e == -1.0 or 0 < e < math.inf for e in (cfg.eta_theta_ofenet, cfg.eta_theta_actor, cfg.eta_theta_critic)),
+        (all(e == -1.0 or 0 < e < math.inf for e in own_knobs(cfg, "eta_theta")),
          "--eta-theta-ofenet, --eta-theta-actor and --eta-theta-critic must be positive and finite "
          "(or -1: use --eta-theta)"),
         (0 <= cfg.mu_theta < 1, f"--mu-theta must lie in [0, 1), got {cfg.mu_theta}"),

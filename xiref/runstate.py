@@ -5,7 +5,7 @@ from dataclasses import asdict
 import numpy as np
 
 from .adam import AdamState
-from .agent import KNOBS, resolve_knob
+from .agent import KNOB_NETS, KNOBS, resolve_knob
 
 
 def agent_arrays(agent):
@@ -70,7 +70,6 @@ HEADER = ("xiref_version", "config", "obs_dim", "act_dim", "rng", "agent_scalars
 # settings that only act through the gates (xiref/agent.py `_step_net`, xiref/train.py `Run.updates`)
 GATE_ONLY = ("beta", "eta_theta", "mu_theta", "eps_xi", "baseline", "lam_w", "loss_scale_rate",
              "theta_delay_ofenet", "theta_delay_sac")
-PER_NET = ("ofenet", "actor", "critic")
 
 
 def effective_config(d):
@@ -78,7 +77,7 @@ def effective_config(d):
     or the shared one when −1, as `Agent.knob`) instead of the raw fields, and no gate settings for an
     ungated method — so a changed default that the run does not use never blocks a resume."""
     d = dict(d)
-    resolved = {f"{name}_{net}": resolve_knob(d.get, net, name) for name in KNOBS for net in PER_NET}
+    resolved = {f"{name}_{net}": resolve_knob(d.get, net, name) for name in KNOBS for net in KNOB_NETS}
     d = {k: v for k, v in d.items() if k not in KNOBS}
     d.update(resolved)
     if d.get("method") != "xinet":
