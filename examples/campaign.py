@@ -38,6 +38,9 @@ VARIANTS = {
     # OFENet's sampling floor 0.001 → 0.01: at θ̃ = 1 − ε_ξ a unit's θ-gradient arrives in rare kicks of size
     # ≈ 1/ε_ξ, and the upward ones are lost at the wall θ = 1 (examples/theta_walk.py, docs/METHOD.md)
     "xinet-ofe-eps0.01": ("xinet", ["--eps-xi-ofenet", "0.01"]),
+    # the critics' θ step cut fourfold: on Hopper their θ diffuse from 1 to a median of 0.78 by 100k (≈ 20 %
+    # dropout in their own loss); a 3 000-step walk at 0.0005 moves them a third as far (examples/results/theta_walk/)
+    "xinet-critic-eta0.0005": ("xinet", ["--eta-theta-critic", "0.0005"]),
     # both: the lowest OFENet pruning pressure of the grid
     "xinet-ofe-beta0.1-eta0.01": ("xinet", ["--beta-ofenet", "0.1", "--eta-theta-ofenet", "0.01"]),
     # claim 2 against a xinet variant: an ungated OFENet at the widths that variant's run of the same seed ended with
