@@ -195,7 +195,7 @@ def write_run(root, env, method, seed, final_return=None, ofenet=0, steps=1000, 
     campaign variant names its real method in variant_of; an ofe-small run its source directory in widths_from."""
     d = root / env / method / f"seed{seed}"
     d.mkdir(parents=True)
-    dir_name, method = method, variant_of or method
+    method = variant_of or method
     gated = method == "xinet"
     with open(d / "config.json", "w") as f:
         json.dump({"env": env, "method": method, "seed": seed, "steps": steps, "eval_every": steps // 4,
