@@ -12,7 +12,9 @@ For each run: loads checkpoint.npz (read-only), samples --batch transitions from
 critic k, compares mean_i Q_k(s_i, a_i) with expected gates against the mean over --draws independent mask
 draws of the same, sampled as in the critic's own loss (OFENet features with expected gates, as in the
 update). Prints ε = ratio − 1 with its Monte-Carlo standard error (over draws), the implied γ(1 + ε), and the
-critic's θ (median, share of units with θ < 1); the last line is one JSON object with every number.
+critic's θ (median, share of units with θ < 1), and the actor's θ (median, 10 % quantile, share below 1: its
+own sampled-vs-expected gap, since it too is trained under masks and acts with expected gates); the last line
+is one JSON object with every number.
 Runtime: seconds per run.
 """
 import argparse
@@ -71,11 +73,19 @@ def measure(run_dir, batch, draws, seed):
         ratio = float(q_exp.mean() / per_draw.mean())
         # standard error of the ratio from the spread of the per-draw batch means (delta method)
         se = float(ratio * per_draw.std(ddof=1) / np.sqrt(draws) / abs(per_draw.mean()))
-        theta = np.concatenate([agent.theta[s.name] for s in agent.specs(k) if s.gated])
+        theta = gated_theta(agent, k)
         out[k] = {"q_expected": float(q_exp.mean()), "q_sampled": float(per_draw.mean()),
                   "epsilon": ratio - 1.0, "epsilon_se": se, "gamma_eff": run.cfg.gamma * ratio,
                   "theta_median": float(np.median(theta)), "theta_below_1": float(np.mean(theta < 1.0))}
+    theta = gated_theta(agent, "actor")
+    out["actor"] = {"theta_median": float(np.median(theta)), "theta_q10": float(np.quantile(theta, 0.1)),
+                    "theta_below_1": float(np.mean(theta < 1.0))}
     return out
+
+
+def gated_theta(agent, net):
+    """Every gate probability θ of network `net`, concatenated over its gated layers."""
+    return np.concatenate([agent.theta[s.name] for s in agent.specs(net) if s.gated])
 
 
 def main(argv=None):
@@ -99,6 +109,9 @@ def main(argv=None):
             print(f"{r['run']} step {r['step']} {k}: Q expected {c['q_expected']:.2f}, sampled {c['q_sampled']:.2f}, "
                   f"ε = {c['epsilon']:+.4f} ± {c['epsilon_se']:.4f}, γ(1+ε) = {c['gamma_eff']:.4f}; "
                   f"θ median {c['theta_median']:.3f}, {100 * c['theta_below_1']:.0f} % of units below 1")
+        a = r["actor"]
+        print(f"{r['run']} step {r['step']} actor: θ median {a['theta_median']:.3f}, 10 % quantile "
+              f"{a['theta_q10']:.3f}, {100 * a['theta_below_1']:.0f} % of units below 1")
     print(json.dumps(results))
     return 0
 

@@ -26,6 +26,11 @@ def test_reports_every_critic(xinet_dir, capsys):
         c = res[k]
         assert np.isfinite([c["q_expected"], c["q_sampled"], c["epsilon"], c["epsilon_se"]]).all()
         assert c["epsilon_se"] > 0 and c["gamma_eff"] == pytest.approx(res["gamma"] * (1 + c["epsilon"]))
+    agent = gate_bias.load_run(str(xinet_dir)).agent
+    theta = np.concatenate([agent.theta["actor/h1"], agent.theta["actor/h2"]])     # the actor's two gated layers
+    a = res["actor"]
+    assert a["theta_median"] == pytest.approx(np.median(theta)) and a["theta_q10"] <= a["theta_median"]
+    assert a["theta_below_1"] == pytest.approx(np.mean(theta < 1.0))
 
 
 @pytest.mark.parametrize("eps_xi, same", [(1e-12, True), (0.2, False)])
