@@ -18,7 +18,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "examples"))
 import gate_bias  # noqa: E402
 
 
-def test_reports_every_critic(xinet_dir, capsys):
+def test_reports_every_critic_and_the_actors_theta(xinet_dir, capsys):
     assert gate_bias.main([str(xinet_dir), "--batch", "64", "--draws", "8"]) == 0
     res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])[0]
     assert res["step"] == 400
