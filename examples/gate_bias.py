@@ -28,6 +28,7 @@ from xiref import network as N
 from xiref import xinet
 from xiref.config import config_from_dict
 from xiref.envs import UserError
+from xiref.metrics import net_theta
 from xiref.train import Run
 
 
@@ -73,19 +74,14 @@ def measure(run_dir, batch, draws, seed):
         ratio = float(q_exp.mean() / per_draw.mean())
         # standard error of the ratio from the spread of the per-draw batch means (delta method)
         se = float(ratio * per_draw.std(ddof=1) / np.sqrt(draws) / abs(per_draw.mean()))
-        theta = gated_theta(agent, k)
+        theta = net_theta(agent, k)
         out[k] = {"q_expected": float(q_exp.mean()), "q_sampled": float(per_draw.mean()),
                   "epsilon": ratio - 1.0, "epsilon_se": se, "gamma_eff": run.cfg.gamma * ratio,
                   "theta_median": float(np.median(theta)), "theta_below_1": float(np.mean(theta < 1.0))}
-    theta = gated_theta(agent, "actor")
+    theta = net_theta(agent, "actor")
     out["actor"] = {"theta_median": float(np.median(theta)), "theta_q10": float(np.quantile(theta, 0.1)),
                     "theta_below_1": float(np.mean(theta < 1.0))}
     return out
-
-
-def gated_theta(agent, net):
-    """Every gate probability θ of network `net`, concatenated over its gated layers."""
-    return np.concatenate([agent.theta[s.name] for s in agent.specs(net) if s.gated])
 
 
 def main(argv=None):

@@ -28,12 +28,18 @@ def alive_units(agent):
     return {s.name: int(agent.params[s.name]["b"].shape[0]) for s in wr.layers if wr.consumers(s.name)}
 
 
+def net_theta(agent, net):
+    """Every gate probability θ of network `net` still alive, concatenated over its gated layers.  # (n_alive,)"""
+    specs = [s for s in agent.wiring.net_layers(net) if s.gated]
+    return np.concatenate([agent.theta[s.name] for s in specs]) if specs else np.zeros(0)
+
+
 def theta_histogram(agent, net):
     """(# at 0, # in (0,1), # at 1) over the θ of `net`; units already removed count as at 0."""
     specs = [s for s in agent.wiring.net_layers(net) if s.gated]
     if not specs:
         return 0, 0, 0
-    th = np.concatenate([agent.theta[s.name] for s in specs])
+    th = net_theta(agent, net)
     removed = sum(s.n_out for s in specs) - th.size
     return int(removed + np.sum(th == 0)), int(np.sum((th > 0) & (th < 1))), int(np.sum(th == 1))
 
