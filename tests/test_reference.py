@@ -1,7 +1,8 @@
 """Golden vectors and the gradient-check API (xiref/reference.py, xiref/gradcheck.py, docs/REFERENCE.md).
 
-* tests/golden is reproduced bit for bit (np.array_equal, float64) by the current code, manifest included:
-  any change of the maths fails here, naming component, key and size of the change.
+* tests/golden is reproduced by the current code, manifest included: inputs bit for bit, results bit for bit or,
+  on a CPU other than the one that wrote the files, within PLATFORM_RTOL; any change of the maths fails here,
+  naming component, key and size of the change.
 * Every component the issue lists has a golden file; the files follow the key convention (every input/ and
   param/ has its grad/, float64, 0-d loss); docs/REFERENCE.md lists exactly the keys and shapes of the files.
 * `python -m xiref reference` writes the same arrays; a bad --out is a one-line user error.
@@ -50,11 +51,20 @@ def stored(manifest):
     return out
 
 
-# ====================================================================== 1. bit for bit
-def test_golden_reproduced_bit_for_bit(manifest, stored):
-    fresh = R.generate(manifest["seed"])
-    assert list(fresh) == list(stored), "components added, removed or reordered: regenerate tests/golden"
+# ====================================================================== 1. reproduced
+# Another CPU selects other OpenBLAS kernels and SIMD exp/tanh/log, so results can differ in the last bits:
+# measured 9.4e-12 at most (gradcheck's relative error, its floor included) between the machine that wrote
+# tests/golden and an AMD EPYC with AVX-512 (2026-11-22), the largest on BN-cancelled bias gradients whose
+# exact value is 0. 1e-10 is also the tolerance an independent implementation meets (examples/validate_torch.py).
+PLATFORM_RTOL = 1e-10
+
+
+def golden_problems(fresh, stored):
+    """What keeps `fresh` from reproducing `stored`: inputs must match bit for bit, results (output/, loss,
+    grad/) bit for bit or within PLATFORM_RTOL."""
     problems = []
+    if list(fresh) != list(stored):
+        return ["components added, removed or reordered: regenerate tests/golden"]
     for name, arrays in fresh.items():
         if list(arrays) != list(stored[name]):
             problems.append(f"{name}: keys {list(arrays)} != stored {list(stored[name])}")
@@ -62,13 +72,33 @@ def test_golden_reproduced_bit_for_bit(manifest, stored):
         errors = {r.key: r.max_rel_err for r in gradcheck.compare_values(name, arrays, stored[name], rtol=0).rows}
         for key, a in arrays.items():
             b = stored[name][key]
+            is_result = key.split("/")[0] in R.RESULT_PREFIXES
             if a.dtype != np.float64 or b.dtype != np.float64 or a.shape != b.shape:
                 problems.append(f"{name} {key}: {a.dtype}{a.shape} vs stored {b.dtype}{b.shape}")
-            elif not np.array_equal(a, b):                # the size tells a last-bit platform difference apart
+            elif not np.array_equal(a, b) and (not is_result or errors[key] > PLATFORM_RTOL):
                 problems.append(f"{name} {key}: differs, max rel err {errors.get(key, float('nan')):.3g}")
+    return problems
+
+
+def test_golden_reproduced(manifest, stored):
+    problems = golden_problems(R.generate(manifest["seed"]), stored)
     assert not problems, ("xiref no longer reproduces tests/golden (if intended: python -m xiref reference "
                           "--out tests/golden, see docs/REFERENCE.md):\n  " + "\n  ".join(problems))
-    assert R.manifest(fresh, manifest["seed"]) == manifest
+    assert R.manifest(R.generate(manifest["seed"]), manifest["seed"]) == manifest
+
+
+def test_golden_check_catches_a_change_above_rounding(stored):
+    """Negative control: one result entry moved by 1e-8 of its size, or one input entry by one ulp, fails."""
+    for name, key in (("tanh_gaussian", "grad/out"), ("ofenet", "loss"), ("dense", "input/h")):
+        changed = {n: dict(a) for n, a in stored.items()}
+        a = np.array(stored[name][key], dtype=np.float64)
+        flat = a.reshape(-1)
+        i = int(np.argmax(np.abs(flat)))
+        flat[i] = np.nextafter(flat[i], np.inf) if key.startswith("input") else flat[i] * (1 + 1e-8)
+        changed[name][key] = a
+        problems = golden_problems(changed, stored)
+        assert len(problems) == 1 and problems[0].startswith(f"{name} {key}: differs"), problems
+    assert golden_problems(stored, stored) == []
 
 
 # ====================================================================== 2. completeness and conventions
@@ -138,7 +168,8 @@ def test_cli_writes_the_golden_files(tmp_path, capsys, stored):
     assert written == json.load(open(os.path.join(GOLDEN, "manifest.json"), encoding="utf-8"))
     for name, entry in written["components"].items():
         with np.load(out / entry["file"], allow_pickle=False) as z:
-            assert all(np.array_equal(z[k], stored[name][k]) for k in z.files) and set(z.files) == set(stored[name])
+            assert set(z.files) == set(stored[name])
+            assert golden_problems({name: {k: z[k] for k in stored[name]}}, {name: stored[name]}) == []
     first = {p.name: p.read_bytes() for p in out.iterdir()}
     assert main(["reference", "--out", str(out)]) == 0           # same inputs, same bytes; no temp files left
     assert {p.name: p.read_bytes() for p in out.iterdir()} == first
@@ -163,7 +194,7 @@ def test_cli_bad_out_is_a_one_line_user_error(tmp_path, capsys):
 def test_compare_passes_xiref_itself(name):
     rep = gradcheck.compare(name, lambda x: R.compute(name, x), GOLDEN, verbose=False)
     assert rep.passed, str(rep)
-    assert rep.max_rel_err == 0.0                                 # same code, same inputs: same bits
+    assert rep.max_rel_err <= PLATFORM_RTOL                       # 0.0 on the CPU that wrote tests/golden
 
 
 def wrong_tanh_gaussian(x):
