@@ -29,7 +29,7 @@ def alive_units(agent):
 
 
 def net_theta(agent, net):
-    """Every gate probability θ of network `net` still alive, concatenated over its gated layers.  # (n_alive,)"""
+    """Every gate probability θ of network `net` still alive, concatenated over its gated layers: (n_alive,)."""
     specs = [s for s in agent.wiring.net_layers(net) if s.gated]
     return np.concatenate([agent.theta[s.name] for s in specs]) if specs else np.zeros(0)
 
