@@ -258,24 +258,23 @@ def test_all_ones_gates_equal_ungated_network(bn_train):
 
 def test_theta_histogram_counts_removed_units_at_zero():
     """metrics.theta_histogram / net_theta read the same (0, mid, 1) split before and after compaction."""
-    from types import SimpleNamespace
-
     from xiref import metrics as M
-    wiring = agent()
+    from xiref.agent import Agent, AgentConfig
     rng = np.random.default_rng(3)
-    params, stats, _ = random_setup(wiring, rng)
-    theta = theta_with_zeros(wiring, rng, ("ofenet/s2",))
-    theta = {k: np.where(rng.random(v.shape) < 0.3, 1.0, v) if k.startswith("critic1") else v
-             for k, v in theta.items()}
-    run = SimpleNamespace(wiring=wiring, theta=theta)
+    cfg = AgentConfig(hidden=(7, 6), ofenet=True, ofe_layers=3, ofe_units=4, target_dim=4, gated=True)
+    ag = Agent(cfg, obs_dim=OBS, act_dim=ACT, log_scale=np.zeros(ACT), rng=rng)
+    theta = theta_with_zeros(ag.wiring, rng, ("ofenet/s2",))
+    ag.theta = {k: np.where(rng.random(v.shape) < 0.3, 1.0, v) if k.startswith("critic1") else v
+                for k, v in theta.items()}
+    ag.m_theta = {k: np.zeros_like(v) for k, v in ag.theta.items()}
     want = {}
-    for net in wiring.nets():
-        th = np.concatenate([theta[s.name] for s in wiring.net_layers(net) if s.gated])
+    for net in ag.wiring.nets():
+        th = np.concatenate([ag.theta[s.name] for s in ag.wiring.net_layers(net) if s.gated])
         want[net] = (int(np.sum(th == 0)), int(np.sum((th > 0) & (th < 1))), int(np.sum(th == 1)))
-        assert np.array_equal(M.net_theta(run, net), th)
-        assert M.theta_histogram(run, net) == want[net]
+        assert np.array_equal(M.net_theta(ag, net), th)
+        assert M.theta_histogram(ag, net) == want[net]
     assert want["critic1"][2] > 0 and want["ofenet"][0] > 0
-    P.prune_zero_units(wiring, theta, [params, stats])
-    for net in wiring.nets():
-        assert M.theta_histogram(run, net) == want[net]               # removed units still counted at 0
-        assert np.all(M.net_theta(run, net) > 0)
+    assert ag.prune()
+    for net in ag.wiring.nets():
+        assert M.theta_histogram(ag, net) == want[net]                # removed units still counted at 0
+        assert np.all(M.net_theta(ag, net) > 0)

@@ -30,17 +30,14 @@ def alive_units(agent):
 
 def net_theta(agent, net):
     """Every gate probability θ of network `net` still alive, concatenated over its gated layers: (n_alive,)."""
-    specs = [s for s in agent.wiring.net_layers(net) if s.gated]
-    return np.concatenate([agent.theta[s.name] for s in specs]) if specs else np.zeros(0)
+    theta = list(agent.gates(net).values())
+    return np.concatenate(theta) if theta else np.zeros(0)
 
 
 def theta_histogram(agent, net):
     """(# at 0, # in (0,1), # at 1) over the θ of `net`; units already removed count as at 0."""
-    specs = [s for s in agent.wiring.net_layers(net) if s.gated]
-    if not specs:
-        return 0, 0, 0
     th = net_theta(agent, net)
-    removed = sum(s.n_out for s in specs) - th.size
+    removed = sum(s.n_out for s in agent.wiring.net_layers(net) if s.gated) - th.size
     return int(removed + np.sum(th == 0)), int(np.sum((th > 0) & (th < 1))), int(np.sum(th == 1))
 
 
