@@ -16,7 +16,7 @@ widths), and the verdicts of `xinet` over all envs. Figures, each only when its 
 <root>/<env>_return_vs_params.png (final return vs total and OFENet parameters, one marker per seed, mean ±
 std cross per method) and <root>/<env>_alive_units.png (alive units per OFENet layer over time, mean over
 the xinet seeds). Only finished runs (summary.json present) count; unfinished ones are listed with their
-last step. Directories of <root> without <method>/seed<k>/ runs (tuning/, quickstart/) are ignored.
+last step and whether a checkpoint here lets a campaign call resume them. Directories of <root> without <method>/seed<k>/ runs (tuning/, quickstart/) are ignored.
 """
 import argparse
 import glob
@@ -155,6 +155,13 @@ def variant_claim_lines(finished):
 
 
 # ------------------------------------------------------------------ the report
+def unfinished_state(run_dir):
+    """'step N' and whether a campaign call would resume it: checkpoints are not committed (.gitignore), so a
+    run left unfinished in another checkout restarts from step 0."""
+    has_ckpt = os.path.exists(os.path.join(run_dir, "checkpoint.npz"))
+    return f"step {last_step(run_dir)}, " + ("resumable" if has_ckpt else "no checkpoint here: restarts from 0")
+
+
 def env_section(root, env, methods):
     """Markdown lines of one env (table, unfinished runs, claims, figures); draws its figures. Returns
     (lines, claim 1, claim 2)."""
@@ -163,7 +170,7 @@ def env_section(root, env, methods):
                   if not os.path.exists(os.path.join(d, "summary.json"))]
     lines = [f"## {env}", ""] + table_lines(finished)
     if unfinished:
-        lines += ["", "Unfinished: " + ", ".join(f"{os.path.relpath(d, root)} (step {last_step(d)})"
+        lines += ["", "Unfinished: " + ", ".join(f"{os.path.relpath(d, root)} ({unfinished_state(d)})"
                                                  for d in unfinished)]
     c1, c2 = claim1(finished), claim2(finished)
     lines += ["", "### Claims", ""] + claim_lines(1, CLAIM1, c1) + claim_lines(2, CLAIM2, c2)

@@ -223,6 +223,7 @@ def test_script_writes_summary_and_figures(tmp_path, capsys):
         write_run(tmp_path, "Toy-v0", "xinet", seed, r_xi, ofenet=2000)       # ends with 1000: 50 % removed
         write_run(tmp_path, "Toy-v0", "ofe-small", seed, r_small, ofenet=1000)
     write_run(tmp_path, "Toy-v0", "ofe", 2, ofenet=2000, done=False)
+    (tmp_path / "Toy-v0" / "ofe" / "seed2" / "checkpoint.npz").write_bytes(b"")   # present: a campaign resumes it
     write_run(tmp_path, "Other-v0", "sac", 0, 50.0)
     (tmp_path / "tuning" / "Toy_xinet_seed0").mkdir(parents=True)           # not <env>/<method>/seed<k>
     (tmp_path / "tuning" / "xinet" / "seed0").mkdir(parents=True)           # <dir>/<method>/seed<k>, not an env id
@@ -232,7 +233,7 @@ def test_script_writes_summary_and_figures(tmp_path, capsys):
     toy = text[text.index("## Toy-v0"):]
     assert "## tuning" not in text and "## Other-v0" in text
     assert "| ofe | 2 | 1000 | 1100 ± 100 | 2000 ± 0 | 7000 ± 0 |" in toy
-    assert "Unfinished: Toy-v0/ofe/seed2 (step 500)" in toy
+    assert "Unfinished: Toy-v0/ofe/seed2 (step 500, resumable)" in toy
     # claim 1: 50 % removed, 1070 / 1100 = 97.3 % → met; claim 2: 1070 ≥ 950 → met
     assert ("**met** — OFENet parameters removed 50.0 % (2000 (xinet at start) → 1000 ± 0 (xinet, 2 seeds)); "
             "final return xinet 1070 ± 80 (2 seeds) / ofe 1100 ± 100 (2 seeds) = 97.3 %") in toy
@@ -305,7 +306,7 @@ def test_script_not_met_and_unfinished_only(tmp_path):
            "return): **not met** —" in text and "= 94.0 %" in text
     assert "on each env): **not met (on Toy-v0)**" in text
     only = text[text.index("## Only-v0"):text.index("## Toy-v0")]
-    assert "Unfinished: Only-v0/xinet/seed0 (step 500)" in only and "![" not in only
+    assert "Unfinished: Only-v0/xinet/seed0 (step 500, no checkpoint here: restarts from 0)" in only and "![" not in only
     assert not list(tmp_path.glob("Only-v0_*.png"))                       # no finished run, no figure
 
 
