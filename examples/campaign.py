@@ -44,12 +44,17 @@ VARIANTS = {
     # floor 0.01 and a θ step 0.02 for OFENet: on HalfCheetah the floor alone kept 94.0 % of ofe's return with
     # 83.6 % removed, η_θ = 0.01 alone 102.6 % with 39.4 % — the two noise-quieting knobs together
     "xinet-ofe-eps0.01-eta0.02": ("xinet", ["--eps-xi-ofenet", "0.01", "--eta-theta-ofenet", "0.02"]),
+    # HalfCheetah's claim-1 variant plus the critics' fourfold smaller θ step that raised Hopper's return on every
+    # seed (603 ± 96 → 1150 ± 252): the two measured fixes together, for Hopper, where the critics' limbo costs
+    "xinet-ofe-eps0.01-eta0.02-critic-eta0.0005": ("xinet", ["--eps-xi-ofenet", "0.01", "--eta-theta-ofenet", "0.02",
+                                                           "--eta-theta-critic", "0.0005"]),
     # both: the lowest OFENet pruning pressure of the grid
     "xinet-ofe-beta0.1-eta0.01": ("xinet", ["--beta-ofenet", "0.1", "--eta-theta-ofenet", "0.01"]),
     # claim 2 against a xinet variant: an ungated OFENet at the widths that variant's run of the same seed ended with
     "ofe-small-eta0.01": ("ofe-small", [], "xinet-ofe-eta0.01"),
     "ofe-small-eps0.01": ("ofe-small", [], "xinet-ofe-eps0.01"),
     "ofe-small-eps0.01-eta0.02": ("ofe-small", [], "xinet-ofe-eps0.01-eta0.02"),
+    "ofe-small-eps0.01-eta0.02-critic-eta0.0005": ("ofe-small", [], "xinet-ofe-eps0.01-eta0.02-critic-eta0.0005"),
 }
 
 # an ofe-small cell (the method or a variant of it) → the xinet directory (method or variant) whose finished run of
