@@ -16,7 +16,8 @@ widths), and the verdicts of `xinet` over all envs. Figures, each only when its 
 <root>/<env>_return_vs_params.png (final return vs total and OFENet parameters, one marker per seed, mean ±
 std cross per method) and <root>/<env>_alive_units.png (alive units per OFENet layer over time, mean over
 the xinet seeds). Only finished runs (summary.json present) count; unfinished ones are listed with their
-last step and whether a checkpoint here lets a campaign call resume them. Directories of <root> without <method>/seed<k>/ runs (tuning/, quickstart/) are ignored.
+last step and whether a checkpoint here lets a campaign call resume them. Directories of <root> without
+<method>/seed<k>/ runs (tuning/, quickstart/) are ignored.
 """
 import argparse
 import glob
