@@ -21,6 +21,7 @@ import sys
 import time
 
 from xiref.runlock import holder
+from xiref.runstate import checkpoint_path
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 # directory name -> (xiref method, its fixed flags[, for an ofe-small variant: the xinet variant giving its widths])
@@ -73,7 +74,7 @@ def command(env, method, seed, steps, dtype, extra):
            "--steps", str(steps), "--dtype", dtype, "--out", out, "--quiet"] + fixed + list(extra)
     if method in WIDTHS_FROM:
         cmd += ["--widths-from", run_dir(env, WIDTHS_FROM[method], seed)]
-    if os.path.exists(os.path.join(out, "checkpoint.npz")):
+    if os.path.exists(checkpoint_path(out)):
         cmd.append("--resume")
     elif os.path.exists(os.path.join(out, "config.json")):
         cmd.append("--overwrite")          # started but never checkpointed: nothing to keep

@@ -29,13 +29,14 @@ from xiref import xinet
 from xiref.config import config_from_dict
 from xiref.envs import UserError
 from xiref.metrics import net_theta
+from xiref.runstate import checkpoint_path
 from xiref.train import Run
 
 
 def load_run(run_dir):
     """A Run restored from run_dir's config.json and checkpoint.npz (nothing is written)."""
     path = os.path.join(run_dir, "config.json")
-    if not os.path.exists(os.path.join(run_dir, "checkpoint.npz")) or not os.path.exists(path):
+    if not os.path.exists(checkpoint_path(run_dir)) or not os.path.exists(path):
         raise UserError(f"{run_dir} holds no config.json and checkpoint.npz")
     try:
         with open(path) as f:

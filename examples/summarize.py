@@ -30,6 +30,7 @@ import numpy as np
 
 from xiref.metrics import final_mean
 from xiref.plot import group_colours, plot_runs
+from xiref.runstate import checkpoint_path
 from xiref.train import read_csv
 
 from claims import (CLAIM1, CLAIM2, claim1, claim2, claim_lines, fmt_ms, overall,  # noqa: E402  (siblings)
@@ -159,7 +160,7 @@ def variant_claim_lines(finished):
 def unfinished_state(run_dir):
     """'step N' and whether a campaign call would resume it: checkpoints are not committed (.gitignore), so a
     run left unfinished in another checkout restarts from step 0."""
-    has_ckpt = os.path.exists(os.path.join(run_dir, "checkpoint.npz"))
+    has_ckpt = os.path.exists(checkpoint_path(run_dir))
     return f"step {last_step(run_dir)}, " + ("resumable" if has_ckpt else "no checkpoint here: restarts from 0")
 
 

@@ -21,6 +21,7 @@ import numpy as np
 from . import checkpoint as ckpt
 from . import layers as L
 from .envs import UserError
+from .runstate import checkpoint_path
 
 
 def fold(agent):
@@ -50,9 +51,9 @@ def export_run(run_dir, out_path):
     from .train import Run
     if os.path.isdir(out_path) or not os.path.isdir(os.path.dirname(os.path.abspath(out_path))):
         raise UserError(f"--out {out_path}: not a file in an existing directory")
-    if os.path.abspath(out_path) == os.path.abspath(os.path.join(run_dir, "checkpoint.npz")):
+    if os.path.abspath(out_path) == os.path.abspath(checkpoint_path(run_dir)):
         raise UserError("--out would overwrite the run's own checkpoint")
-    header, _ = ckpt.load(f"{run_dir}/checkpoint.npz")
+    header, _ = ckpt.load(checkpoint_path(run_dir))
     cfg = config_from_dict(header["config"])
     cfg.out = run_dir
     run = Run(cfg)

@@ -7,6 +7,13 @@ import numpy as np
 from .adam import AdamState
 from .agent import KNOB_NETS, KNOBS, resolve_knob
 
+CHECKPOINT = "checkpoint.npz"            # a run directory's checkpoint (atomic: written as CHECKPOINT + ".tmp")
+
+
+def checkpoint_path(run_dir):
+    """Where run_dir's checkpoint lives: one name for training, resuming, export, campaign and summary."""
+    return os.path.join(run_dir, CHECKPOINT)
+
 
 def agent_arrays(agent):
     """Nested dict of every array of the agent; '__scalars__' holds the JSON-able rest."""
@@ -97,7 +104,7 @@ def save_run(run):
     arrays = {"agent": agent_arrays(run.agent), "buffer": run.buffer.state(), "obs": run.obs,
               "env": get_env_state(run.env)}
     header["agent_scalars"] = arrays["agent"].pop("__scalars__")
-    ckpt.save(os.path.join(run.cfg.out, "checkpoint.npz"), header, arrays)
+    ckpt.save(checkpoint_path(run.cfg.out), header, arrays)
 
 
 def restore_run(run):
@@ -105,7 +112,7 @@ def restore_run(run):
     from . import __version__
     from . import checkpoint as ckpt
     from .envs import UserError, set_env_state
-    path = os.path.join(run.cfg.out, "checkpoint.npz")
+    path = checkpoint_path(run.cfg.out)
     header, flat = ckpt.load(path)
     if header.get("xiref_version") != __version__:      # first: another version may store other keys
         raise UserError(f"checkpoint from xiref {header.get('xiref_version')}, this is {__version__}")

@@ -22,9 +22,9 @@ from .config import METHODS, TrainConfig, config_from_dict, resolve_method, vali
 from .envs import UserError, env_dims, make_env
 from .metrics import alive_units, final_mean, progress_row, sizes
 from .runlock import run_lock
-from .runstate import agent_arrays, restore_run, save_run
+from .runstate import CHECKPOINT, agent_arrays, checkpoint_path, restore_run, save_run
 
-RUN_FILES = ("checkpoint.npz", "checkpoint.npz.tmp", "progress.csv", "timing.csv", "summary.json", "curves.png")
+RUN_FILES = (CHECKPOINT, CHECKPOINT + ".tmp", "progress.csv", "timing.csv", "summary.json", "curves.png")
 
 
 class Run:
@@ -221,7 +221,7 @@ def _train_locked(run, cfg, resume, overwrite, echo):
                 os.remove(os.path.join(cfg.out, name))
     progress_path, timing_path = os.path.join(cfg.out, "progress.csv"), os.path.join(cfg.out, "timing.csv")
     rows, timing = [], []
-    if resume and os.path.exists(os.path.join(cfg.out, "checkpoint.npz")):
+    if resume and os.path.exists(checkpoint_path(cfg.out)):
         run.restore()
         if run.step > cfg.steps:
             raise UserError(f"--steps {cfg.steps} is below the checkpoint's step {run.step}")
