@@ -24,33 +24,37 @@ from xiref.runlock import holder
 from xiref.runstate import checkpoint_path
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+# the critics' θ step every variant below that names no other was run at: the default until session 13, when it
+# became 0.0005 (docs/METHOD.md, "How fast the critics' θ leave 1"); pinned so a re-run reproduces the committed one
+CRITIC_ETA_0002 = ["--eta-theta-critic", "0.002"]
 # directory name -> (xiref method, its fixed flags[, for an ofe-small variant: the xinet variant giving its widths])
 VARIANTS = {
+    # the former defaults (critics' η_θ = 0.002): the `xinet` and `ofe-small` runs before session 13, moved here
+    "xinet-critic-eta0.002": ("xinet", CRITIC_ETA_0002),
+    "ofe-small-critic-eta0.002": ("ofe-small", [], "xinet-critic-eta0.002"),
     # every net gated, but the actor's and critics' θ never step within 1M steps: XiNet prunes OFENet alone
-    "xinet-ofenet-only": ("xinet", ["--theta-delay-sac", "1000000"]),
+    "xinet-ofenet-only": ("xinet", ["--theta-delay-sac", "1000000"] + CRITIC_ETA_0002),
     # OFENet's price cut tenfold: on HalfCheetah β_ofenet = 1 leaves 29 of 480 units and an aux loss 4× ofe's
-    "xinet-ofe-beta0.1": ("xinet", ["--beta-ofenet", "0.1"]),
+    "xinet-ofe-beta0.1": ("xinet", ["--beta-ofenet", "0.1"] + CRITIC_ETA_0002),
     # no OFENet price at all: does OFENet still collapse (then something other than the cost drives θ to 0)?
-    "xinet-ofe-beta0": ("xinet", ["--beta-ofenet", "0"]),
+    "xinet-ofe-beta0": ("xinet", ["--beta-ofenet", "0"] + CRITIC_ETA_0002),
     # OFENet's θ step cut fivefold: is absorption at θ = 0 noise-driven (η_θ) rather than price-driven (β)?
-    "xinet-ofe-eta0.01": ("xinet", ["--eta-theta-ofenet", "0.01"]),
+    "xinet-ofe-eta0.01": ("xinet", ["--eta-theta-ofenet", "0.01"] + CRITIC_ETA_0002),
     # between the default 0.05 and 0.01: 0.01 kept ofe's return but removed only 39 % of OFENet by 100k steps
-    "xinet-ofe-eta0.02": ("xinet", ["--eta-theta-ofenet", "0.02"]),
+    "xinet-ofe-eta0.02": ("xinet", ["--eta-theta-ofenet", "0.02"] + CRITIC_ETA_0002),
     # OFENet's sampling floor 0.001 → 0.01: at θ̃ = 1 − ε_ξ a unit's θ-gradient arrives in rare kicks of size
     # ≈ 1/ε_ξ, and the upward ones are lost at the wall θ = 1 (examples/theta_walk.py, docs/METHOD.md)
-    "xinet-ofe-eps0.01": ("xinet", ["--eps-xi-ofenet", "0.01"]),
-    # the critics' θ step cut fourfold: on Hopper their θ diffuse from 1 to a median of 0.78 by 100k (≈ 20 %
-    # dropout in their own loss); a 3 000-step walk at 0.0005 moves them a third as far (examples/results/theta_walk/)
-    "xinet-critic-eta0.0005": ("xinet", ["--eta-theta-critic", "0.0005"]),
+    "xinet-ofe-eps0.01": ("xinet", ["--eps-xi-ofenet", "0.01"] + CRITIC_ETA_0002),
     # floor 0.01 and a θ step 0.02 for OFENet: on HalfCheetah the floor alone kept 94.0 % of ofe's return with
     # 83.6 % removed, η_θ = 0.01 alone 102.6 % with 39.4 % — the two noise-quieting knobs together
-    "xinet-ofe-eps0.01-eta0.02": ("xinet", ["--eps-xi-ofenet", "0.01", "--eta-theta-ofenet", "0.02"]),
+    "xinet-ofe-eps0.01-eta0.02": ("xinet", ["--eps-xi-ofenet", "0.01", "--eta-theta-ofenet", "0.02"]
+                                  + CRITIC_ETA_0002),
     # HalfCheetah's claim-1 variant plus the critics' fourfold smaller θ step that raised Hopper's return on every
     # seed (603 ± 96 → 1150 ± 252): the two measured fixes together, for Hopper, where the critics' limbo costs
     "xinet-ofe-eps0.01-eta0.02-critic-eta0.0005": ("xinet", ["--eps-xi-ofenet", "0.01", "--eta-theta-ofenet", "0.02",
                                                            "--eta-theta-critic", "0.0005"]),
     # both: the lowest OFENet pruning pressure of the grid
-    "xinet-ofe-beta0.1-eta0.01": ("xinet", ["--beta-ofenet", "0.1", "--eta-theta-ofenet", "0.01"]),
+    "xinet-ofe-beta0.1-eta0.01": ("xinet", ["--beta-ofenet", "0.1", "--eta-theta-ofenet", "0.01"] + CRITIC_ETA_0002),
     # claim 2 against a xinet variant: an ungated OFENet at the widths that variant's run of the same seed ended with
     "ofe-small-eta0.01": ("ofe-small", [], "xinet-ofe-eta0.01"),
     "ofe-small-eps0.01": ("ofe-small", [], "xinet-ofe-eps0.01"),

@@ -4,7 +4,7 @@
 
 Writes <root>/summary.md: per env the table (mean ± std over seeds of final_return — the mean of the last
 10 % of evaluations —, OFENet and total parameters, multiply-adds per forward, steps/s, OFENet's auxiliary
-loss over the last 10 % of progress rows) and the verdicts of
+loss over the last 10 % of progress rows, the critics' θ step of gated runs from config.json) and the verdicts of
 the two claims (README "Results"; the rules in examples/claims.py), computed from the summaries:
 
 * claim 1: xinet removes ≥ 50 % of OFENet's parameters and keeps ≥ 95 % of the ofe return (means over seeds);
@@ -69,13 +69,23 @@ def load_finished(run_dirs):
             rows = read_csv(os.path.join(d, "progress.csv"))
             try:
                 with open(os.path.join(d, "config.json")) as f:
-                    widths_from = json.load(f).get("widths_from") or ""
+                    config = json.load(f)
             except (OSError, ValueError):
-                widths_from = ""
+                config = {}
+            widths_from = config.get("widths_from") or ""
             source = os.path.basename(os.path.dirname(os.path.normpath(widths_from))) if widths_from else None
             out.append(dict(summary, dir=d, progress=rows, aux_loss_final=final_aux_loss(rows),
-                            widths_source=source))
+                            widths_source=source, eta_theta_critic=critics_eta_theta(config)))
     return out
+
+
+def critics_eta_theta(config):
+    """The critics' θ step a run used (config.json; −1 means the shared eta_theta), None for an ungated run: the
+    knob whose default changed in session 13 (0.002 → 0.0005), so every table row says which one it ran."""
+    if not config.get("gated") or "eta_theta_critic" not in config:
+        return None
+    eta = config["eta_theta_critic"]
+    return config.get("eta_theta") if eta < 0 else eta
 
 
 def final_aux_loss(rows):
@@ -97,14 +107,17 @@ def method_order(methods):
 
 def table_lines(finished):
     """Markdown table, one row per method of {method: [summaries]} (methods without finished runs left out)."""
-    lines = ["| method | seeds | steps | final return | OFENet params | total params | multiply-adds / forward "
-             "| steps/s | OFENet aux loss | commits |", "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| method | seeds | steps | critics' η_θ | final return | OFENet params | total params "
+             "| multiply-adds / forward | steps/s | OFENet aux loss | commits |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for method in method_order(finished):
         s = finished[method]
         if not s:
             continue
         commits = sorted({x.get("xiref_commit") or "?" for x in s})
-        lines.append(f"| {method} | {len(s)} | {steps_text(s)} | {fmt_ms(values(s, 'final_return'))} | "
+        etas = sorted({x["eta_theta_critic"] for x in s if x.get("eta_theta_critic") is not None})
+        eta_text = "/".join(f"{e:g}" for e in etas) or "–"
+        lines.append(f"| {method} | {len(s)} | {steps_text(s)} | {eta_text} | {fmt_ms(values(s, 'final_return'))} | "
                      f"{fmt_ms(values(s, 'ofenet_params'))} | {fmt_ms(values(s, 'params'))} | "
                      f"{fmt_ms(values(s, 'macs'))} | {fmt_ms(values(s, 'steps_per_second'), '{:.1f}')} | "
                      f"{fmt_ms(values(s, 'aux_loss_final'), '{:.3f}')} | {', '.join(commits)} |")

@@ -1,5 +1,6 @@
 """examples/campaign.py: the command each grid cell runs (method, variant flags, resume / overwrite, ofe-small's
 widths), checked without training anything."""
+import json
 import os
 import subprocess
 import sys
@@ -122,3 +123,45 @@ def test_ofe_small_without_an_xinet_run_or_its_trainer_is_an_error(root, fake_ru
     with pytest.raises(SystemExit, match="their xinet runs are missing"):
         campaign.main(["--envs", "HalfCheetah-v5", "--methods", "ofe-small", "--seeds", "0", "--jobs", "1"])
     assert fake_runs == []
+
+
+# the run-length and bookkeeping fields; every other field of a gated run is a knob of the method
+NOT_KNOBS = {"out", "widths_from", "steps", "eval_every", "eval_episodes", "log_every", "checkpoint_every",
+             "gated", "ofenet", "target_dim", "ofe_widths"}
+
+
+def committed_gated_runs():
+    """(env, cell, seed, config) of every committed gated run under examples/results/<env>/<cell>/seed<k>/."""
+    out = []
+    for env in sorted(os.listdir(campaign.ROOT)):
+        if not os.path.isdir(os.path.join(campaign.ROOT, env)) or "-v" not in env:
+            continue
+        for cell in sorted(os.listdir(os.path.join(campaign.ROOT, env))):
+            cell_dir = os.path.join(campaign.ROOT, env, cell)
+            if os.path.islink(cell_dir) or not os.path.isdir(cell_dir):
+                continue
+            for seed in sorted(os.listdir(cell_dir)):
+                path = os.path.join(cell_dir, seed, "config.json")
+                if seed.startswith("seed") and os.path.exists(path):
+                    with open(path) as f:
+                        config = json.load(f)
+                    if config.get("gated"):
+                        out.append((env, cell, int(seed[4:]), config))
+    return out
+
+
+def test_every_committed_gated_run_is_what_its_cell_runs_today():
+    """A changed default must not silently relabel committed runs (session 13: the critics' η_θ 0.002 → 0.0005
+    moved the old `xinet` runs to `xinet-critic-eta0.002` and pinned 0.002 in the older variants): the knobs in
+    each run's config.json equal what campaign.py's command for its directory would set now."""
+    from xiref.cli import build_parser
+    runs = committed_gated_runs()
+    assert any(cell == "xinet" for _, cell, _, _ in runs)
+    for env, cell, seed, config in runs:
+        assert cell == "xinet" or cell in campaign.VARIANTS, f"{env}/{cell}: not a campaign cell"
+        cmd = campaign.command(env, cell, seed, 1000, config["dtype"], [])
+        args = vars(build_parser().parse_args(cmd[cmd.index("train"):]))
+        for key, value in config.items():
+            if key in args and key not in NOT_KNOBS:
+                now = json.loads(json.dumps(args[key]))                  # tuples as config.json holds them
+                assert now == value, f"{env}/{cell}/seed{seed}: {key} {value} in config.json, {now} now"

@@ -153,13 +153,24 @@ def test_overall():
 
 # ------------------------------------------------------------------ table and curves
 def test_table_numbers():
-    fin = finished(ofe=[(100.0, 1000), (300.0, 1000)], sac=[(50.0, 0)])
+    fin = finished(ofe=[(100.0, 1000), (300.0, 1000)], sac=[(50.0, 0)], xinet=[(90.0, 500), (110.0, 500)])
     fin["ofe"][1]["steps"] = 2000
+    fin["xinet"][0]["eta_theta_critic"] = 0.0005
     lines = summarize.table_lines(fin)
-    assert lines[2] == "| sac | 1 | 1000 | 50 ± 0 | 0 ± 0 | 5000 ± 0 | 4900 ± 0 | 10.0 ± 0.0 | – | abc1234 |"
-    assert lines[3] == ("| ofe | 2 | 1000/2000 | 200 ± 100 | 1000 ± 0 | 6000 ± 0 | 5900 ± 0 | 10.5 ± 0.5 "
+    assert lines[2] == "| sac | 1 | 1000 | – | 50 ± 0 | 0 ± 0 | 5000 ± 0 | 4900 ± 0 | 10.0 ± 0.0 | – | abc1234 |"
+    assert lines[3] == ("| ofe | 2 | 1000/2000 | – | 200 ± 100 | 1000 ± 0 | 6000 ± 0 | 5900 ± 0 | 10.5 ± 0.5 "
                         "| – | abc1234 |")
-    assert len(lines) == 4
+    assert lines[4].startswith("| xinet | 2 | 1000 | 0.0005 | 100 ± 10 |")
+    fin["xinet"][1]["eta_theta_critic"] = 0.002                  # a row mixing two critics' steps shows both
+    assert summarize.table_lines(fin)[4].startswith("| xinet | 2 | 1000 | 0.0005/0.002 | 100 ± 10 |")
+    assert len(lines) == 5
+
+
+def test_critics_eta_theta_from_config():
+    assert summarize.critics_eta_theta({"gated": True, "eta_theta": 0.05, "eta_theta_critic": 0.002}) == 0.002
+    assert summarize.critics_eta_theta({"gated": True, "eta_theta": 0.05, "eta_theta_critic": -1.0}) == 0.05
+    assert summarize.critics_eta_theta({"gated": False, "eta_theta": 0.05, "eta_theta_critic": 0.002}) is None
+    assert summarize.critics_eta_theta({}) is None
 
 
 def test_final_aux_loss_is_the_mean_of_the_last_tenth_of_logged_rows(tmp_path):
@@ -199,6 +210,7 @@ def write_run(root, env, method, seed, final_return=None, ofenet=0, steps=1000, 
     gated = method == "xinet"
     with open(d / "config.json", "w") as f:
         json.dump({"env": env, "method": method, "seed": seed, "steps": steps, "eval_every": steps // 4,
+                   "gated": gated, "eta_theta": 0.05, "eta_theta_critic": 0.0005,
                    "widths_from": str(root / env / widths_from / f"seed{seed}") if widths_from else ""}, f)
     cols = ["step", "eval_return", "params", "ofenet_params"] + [f"alive:ofenet/{x}" for x in LAYERS if ofenet]
     last = steps if done else steps // 2
@@ -232,7 +244,8 @@ def test_script_writes_summary_and_figures(tmp_path, capsys):
     assert capsys.readouterr().out.strip() == text.strip()
     toy = text[text.index("## Toy-v0"):]
     assert "## tuning" not in text and "## Other-v0" in text
-    assert "| ofe | 2 | 1000 | 1100 ± 100 | 2000 ± 0 | 7000 ± 0 |" in toy
+    assert "| ofe | 2 | 1000 | – | 1100 ± 100 | 2000 ± 0 | 7000 ± 0 |" in toy
+    assert "| xinet | 2 | 1000 | 0.0005 | 1070 ± 80 |" in toy               # the critics' θ step, from config.json
     assert "Unfinished: Toy-v0/ofe/seed2 (step 500, resumable)" in toy
     # claim 1: 50 % removed, 1070 / 1100 = 97.3 % → met; claim 2: 1070 ≥ 950 → met
     assert ("**met** — OFENet parameters removed 50.0 % (2000 (xinet at start) → 1000 ± 0 (xinet, 2 seeds)); "
