@@ -6,7 +6,7 @@
 Companion of examples/ofenet_drift.py, which measures the *mean* θ-gradient at one checkpoint. Here the
 θ-steps (32) themselves are run, in memory (the checkpoint is read, never written), on replay batches, for
 --steps updates exactly as training does them (`Agent.update_ofenet` for --net ofenet, `Agent.update_sac` for
-actor, critic1, critic2: sampled masks, `pair` estimator, the run's own η_θ, μ_θ, β and ε_ξ unless --set),
+actor, critic1, critic2: sampled masks, the run's own baseline, η_θ, μ_θ, β and ε_ξ unless --set),
 twice from the same state and the same random numbers:
 
   live    everything the update touches moves (what training does; OFENet is not updated in a SAC walk)
@@ -80,16 +80,20 @@ def classes(theta0, theta1, hit0):
 
 
 def parse_overrides(items):
-    """{"eps_xi_ofenet": 0.01, …} from ["eps_xi_ofenet=0.01", …]; only float AgentConfig fields (knobs, not
-    shapes), checked as `xiref train` checks them (xiref/config.py `validate`)."""
+    """{"eps_xi_ofenet": 0.01, "baseline": "loo", …} from ["eps_xi_ofenet=0.01", "baseline=loo", …]; only the
+    float AgentConfig fields (knobs, not shapes) and the score-function baseline (Eq. 23), checked as `xiref
+    train` checks them (xiref/config.py `validate`)."""
     from dataclasses import fields
     from xiref.config import TrainConfig, validate
     numeric = {f.name for f in fields(AgentConfig) if f.type in (float, "float")}
     out = {}
     for item in items:
         field, _, value = item.partition("=")
+        if field == "baseline":
+            out[field] = value
+            continue
         if field not in numeric:
-            raise UserError(f"--set {item}: not a float AgentConfig field")
+            raise UserError(f"--set {item}: not a float AgentConfig field or baseline")
         try:
             out[field] = float(value)
         except ValueError:
@@ -105,7 +109,8 @@ def main(argv=None):
     ap.add_argument("--steps", type=int, default=3000, help="updates per mode")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                    help="walk with this AgentConfig number instead of the run's, e.g. eps_xi_ofenet=0.01 (repeatable)")
+                    help="walk with this AgentConfig number (or baseline=none|loo|pair) instead of the run's, "
+                         "e.g. eps_xi_ofenet=0.01 (repeatable)")
     args = ap.parse_args(argv)
     try:
         overrides = parse_overrides(args.set)

@@ -90,7 +90,8 @@ def test_walk_counts_units_that_reach_zero(xinet_dir, capsys):
 
 
 @pytest.mark.parametrize("bad, needle", [("eps_xi_ofenet=0.7", "--eps-xi-ofenet"), ("ofe_units=3", "not a float"),
-                                         ("mu_theta=x", "not a number"), ("nonsense", "not a float")])
+                                         ("mu_theta=x", "not a number"), ("nonsense", "not a float"),
+                                         ("baseline=mean", "unknown baseline")])
 def test_walk_refuses_bad_settings_in_one_line(xinet_dir, capsys, bad, needle):
     assert theta_walk.main([str(xinet_dir), "--steps", "2", "--set", bad]) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -112,3 +113,15 @@ def test_kick_noise_by_hand():
     assert n["loss_mean"] == 3.0 and n["diff_max"] == 8.0 and n["kick_max"] == pytest.approx(2.0)
     assert n["kick_sd"] == pytest.approx(np.std(d) / 4) and n["share_of_kicks_above_1"] == 0.5
     assert n["drop_probability_per_update"] == pytest.approx(1 - 0.9 ** 4)
+
+
+def test_walk_with_another_baseline(xinet_dir, capsys):
+    """`--set baseline=…` walks the same state with another estimator (Eq. 23): the same random numbers, so a
+    different θ after the walk can only come from the estimator."""
+    assert theta_walk.parse_overrides(["baseline=loo", "eta_theta_ofenet=0.5"]) == {"baseline": "loo",
+                                                                                   "eta_theta_ofenet": 0.5}
+    after = {b: theta_walk.walk(str(xinet_dir), 2, 0, True, {"baseline": b, "eta_theta_ofenet": 0.5})[2]
+             for b in ("pair", "loo", "none")}
+    assert not np.allclose(after["pair"], after["loo"]) and not np.allclose(after["loo"], after["none"])
+    assert theta_walk.main([str(xinet_dir), "--steps", "1", "--set", "baseline=none"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["overrides"] == {"baseline": "none"}
