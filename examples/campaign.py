@@ -55,6 +55,11 @@ VARIANTS = {
                                                            "--eta-theta-critic", "0.0005"]),
     # both: the lowest OFENet pruning pressure of the grid
     "xinet-ofe-beta0.1-eta0.01": ("xinet", ["--beta-ofenet", "0.1", "--eta-theta-ofenet", "0.01"] + CRITIC_ETA_0002),
+    # warm-up (issue 5's list), at the defaults: OFENet's θ frozen 30k steps longer — on HalfCheetah its θ-steps
+    # (from 5k) leave 14–26k of 125k parameters by 40k; delayed, by 100k they have run ≈ 65k steps instead of 95k
+    "xinet-ofe-delay30000": ("xinet", ["--theta-delay-ofenet", "30000"]),
+    # the SAC nets' θ frozen for 30k steps after learning starts instead of 5k (Hopper's critics' limbo)
+    "xinet-sac-delay30000": ("xinet", ["--theta-delay-sac", "30000"]),
     # claim 2 against a xinet variant: an ungated OFENet at the widths that variant's run of the same seed ended with
     "ofe-small-eta0.01": ("ofe-small", [], "xinet-ofe-eta0.01"),
     "ofe-small-eps0.01": ("ofe-small", [], "xinet-ofe-eps0.01"),
