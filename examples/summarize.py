@@ -28,6 +28,7 @@ import sys
 
 import numpy as np
 
+from xiref.agent import resolve_knob
 from xiref.metrics import final_mean
 from xiref.plot import group_colours, plot_runs
 from xiref.runstate import checkpoint_path
@@ -80,12 +81,9 @@ def load_finished(run_dirs):
 
 
 def critics_eta_theta(config):
-    """The critics' θ step a run used (config.json; −1 means the shared eta_theta), None for an ungated run: the
-    knob whose default changed in session 13 (0.002 → 0.0005), so every table row says which one it ran."""
-    if not config.get("gated") or "eta_theta_critic" not in config:
-        return None
-    eta = config["eta_theta_critic"]
-    return config.get("eta_theta") if eta < 0 else eta
+    """The critics' θ step a run used (config.json, resolved as the agent resolves it), None for an ungated run:
+    the knob whose default changed in session 13 (0.002 → 0.0005), so every table row says which one it ran."""
+    return resolve_knob(config.get, "critic1", "eta_theta") if config.get("gated") else None
 
 
 def final_aux_loss(rows):

@@ -131,22 +131,19 @@ NOT_KNOBS = {"out", "widths_from", "steps", "eval_every", "eval_episodes", "log_
 
 
 def committed_gated_runs():
-    """(env, cell, seed, config) of every committed gated run under examples/results/<env>/<cell>/seed<k>/."""
+    """(env, cell, seed, config) of every committed gated run under examples/results/<env>/<cell>/seed<k>/ (the
+    run directories examples/summarize.py finds)."""
+    from summarize import find_runs
     out = []
-    for env in sorted(os.listdir(campaign.ROOT)):
-        if not os.path.isdir(os.path.join(campaign.ROOT, env)) or "-v" not in env:
-            continue
-        for cell in sorted(os.listdir(os.path.join(campaign.ROOT, env))):
-            cell_dir = os.path.join(campaign.ROOT, env, cell)
-            if os.path.islink(cell_dir) or not os.path.isdir(cell_dir):
-                continue
-            for seed in sorted(os.listdir(cell_dir)):
-                path = os.path.join(cell_dir, seed, "config.json")
-                if seed.startswith("seed") and os.path.exists(path):
+    for env, cells in find_runs(campaign.ROOT).items():
+        for cell, run_dirs in cells.items():
+            for d in run_dirs:
+                path = os.path.join(d, "config.json")
+                if os.path.exists(path):
                     with open(path) as f:
                         config = json.load(f)
                     if config.get("gated"):
-                        out.append((env, cell, int(seed[4:]), config))
+                        out.append((env, cell, config["seed"], config))
     return out
 
 
