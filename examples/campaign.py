@@ -27,6 +27,7 @@ ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 # the critics' θ step every variant below that names no other was run at: the default until session 13, when it
 # became 0.0005 (docs/METHOD.md, "How fast the critics' θ leave 1"); pinned so a re-run reproduces the committed one
 CRITIC_ETA_0002 = ["--eta-theta-critic", "0.002"]
+METHODS = ("sac", "ofe", "xinet", "ofe-small")     # the grid's methods; VARIANTS add more directory names
 # directory name -> (xiref method, its fixed flags[, for an ofe-small variant: the xinet variant giving its widths])
 VARIANTS = {
     # the former defaults (critics' η_θ = 0.002): the `xinet` and `ofe-small` runs before session 13, moved here
@@ -108,17 +109,17 @@ def main(argv=None):
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("extra", nargs="*", help="flags passed to every run (after --)")
     args = ap.parse_args(argv)
-    if args.jobs < 1 or args.steps < 1:
-        sys.exit("campaign: error: --jobs and --steps must be positive")
-    todo = [(e, m, int(s)) for e in args.envs.split(",") for m in args.methods.split(",")
-            for s in args.seeds.split(",")]
+    envs, methods, seeds = parse_grid(args)
+    todo = [(e, m, s) for e in envs for m in methods for s in seeds]
     todo = [t for t in todo if not os.path.exists(os.path.join(run_dir(*t), "summary.json"))]
-    running = {}
+    running, failed = {}, []
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     while todo or running:
         for key, proc in list(running.items()):
             if proc.poll() is not None:
                 print(f"{time.strftime('%H:%M:%S')} finished {key} (exit {proc.returncode})", flush=True)
+                if proc.returncode != 0:
+                    failed.append(key)
                 del running[key]
         ready = [t for t in todo if t[1] not in WIDTHS_FROM
                  or os.path.exists(os.path.join(run_dir(t[0], WIDTHS_FROM[t[1]], t[2]), "summary.json"))]
@@ -137,6 +138,33 @@ def main(argv=None):
         if not ready and todo and not running and not any(map(xinet_in_progress, todo)):
             sys.exit(f"campaign: error: cannot start {todo}: their xinet runs are missing")
         time.sleep(5)
+    if failed:
+        sys.exit(f"campaign: error: {len(failed)} run(s) failed: "
+                 + ", ".join(f"{run_dir(*t)}/stdout.log" for t in failed))
+
+
+def parse_grid(args):
+    """(envs, methods, seeds) of the grid, checked before any directory is made: one line and exit status 1 on a
+    name the grid does not know, a seed that is not a non-negative integer, or a non-positive count."""
+    def fail(msg):
+        sys.exit(f"campaign: error: {msg}")
+    if args.jobs < 1 or args.steps < 1:
+        fail("--jobs and --steps must be positive")
+    if args.dtype not in ("float32", "float64"):
+        fail(f"--dtype must be float32 or float64, got {args.dtype!r}")
+    envs, methods, seeds = (x.split(",") for x in (args.envs, args.methods, args.seeds))
+    known = set(METHODS) | set(VARIANTS)
+    unknown = [m for m in methods if m not in known]
+    if unknown:
+        fail(f"unknown method(s) {', '.join(unknown)}; known: {', '.join(METHODS)} and the VARIANTS of "
+             "examples/campaign.py")
+    if not all(s.isdigit() for s in seeds):
+        fail(f"--seeds must be non-negative integers separated by commas, got {args.seeds!r}")
+    import gymnasium as gym
+    missing = [e for e in envs if e not in gym.envs.registry]
+    if missing:
+        fail(f"unknown environment id(s) {', '.join(missing)}")
+    return envs, methods, [int(s) for s in seeds]
 
 
 if __name__ == "__main__":

@@ -79,13 +79,14 @@ def test_every_ofe_small_cell_takes_widths_from_an_existing_xinet_method_or_vari
 class FakeRun:
     """Stands in for a training subprocess: records its command, finishes at once."""
     started = []
+    exit_code = 0
 
     def __init__(self, cmd, **kwargs):
         FakeRun.started.append(cmd)
-        self.returncode = 0
+        self.returncode = FakeRun.exit_code
 
     def poll(self):
-        return 0
+        return self.returncode
 
 
 @pytest.fixture
@@ -162,3 +163,25 @@ def test_every_committed_gated_run_is_what_its_cell_runs_today():
             if key in args and key not in NOT_KNOBS:
                 now = json.loads(json.dumps(args[key]))                  # tuples as config.json holds them
                 assert now == value, f"{env}/{cell}/seed{seed}: {key} {value} in config.json, {now} now"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--methods", "xinet,fo"], "unknown method"),
+    (["--envs", "Hoper-v5"], "unknown environment id"),
+    (["--seeds", "0,a"], "--seeds must be non-negative integers"),
+    (["--seeds", "-1"], "--seeds must be non-negative integers"),
+    (["--steps", "0"], "--jobs and --steps must be positive"),
+    (["--dtype", "float16"], "--dtype must be float32 or float64"),
+])
+def test_a_bad_grid_is_one_line_and_makes_no_directory(root, fake_runs, argv, message):
+    with pytest.raises(SystemExit, match=message):
+        campaign.main(argv)
+    assert fake_runs == [] and list(root.iterdir()) == []
+
+
+def test_a_failed_run_makes_the_campaign_fail_and_names_its_log(root, fake_runs, monkeypatch):
+    monkeypatch.setattr(FakeRun, "exit_code", 1)
+    monkeypatch.setattr(campaign.time, "sleep", lambda s: None)
+    with pytest.raises(SystemExit, match=r"1 run\(s\) failed: .*Hopper-v5/sac/seed0/stdout.log"):
+        campaign.main(["--envs", "Hopper-v5", "--methods", "sac", "--seeds", "0", "--jobs", "1"])
+    assert len(fake_runs) == 1
