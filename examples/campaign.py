@@ -61,7 +61,8 @@ VARIANTS = {
     # Seed 0 (session 14): HalfCheetah 6595 vs the default's 7376, Hopper 694 vs 793 — the collapse comes later
     "xinet-ofe-delay30000": ("xinet", ["--theta-delay-ofenet", "30000"]),
     # the SAC nets' θ frozen for 30k steps after learning starts instead of 5k (Hopper's critics' limbo).
-    # Seed 0 (session 14): Hopper 1096 vs the default's 793, the critics' θ at 100k as the default's (limbo later)
+    # Hopper, seeds 0–2 (sessions 14–15): 1096, 499, 943 vs the default's 793, 1332, 1324; the critics' θ at 100k as
+    # the default's (the limbo comes later)
     "xinet-sac-delay30000": ("xinet", ["--theta-delay-sac", "30000"]),
     # claim 2 against a xinet variant: an ungated OFENet at the widths that variant's run of the same seed ended with
     "ofe-small-eta0.01": ("ofe-small", [], "xinet-ofe-eta0.01"),
