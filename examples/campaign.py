@@ -20,6 +20,7 @@ import subprocess
 import sys
 import time
 
+from xiref.config import METHODS          # the grid's methods; VARIANTS below add more directory names
 from xiref.runlock import holder
 from xiref.runstate import checkpoint_path
 
@@ -27,7 +28,6 @@ ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 # the critics' θ step every variant below that names no other was run at: the default until session 13, when it
 # became 0.0005 (docs/METHOD.md, "How fast the critics' θ leave 1"); pinned so a re-run reproduces the committed one
 CRITIC_ETA_0002 = ["--eta-theta-critic", "0.002"]
-METHODS = ("sac", "ofe", "xinet", "ofe-small")     # the grid's methods; VARIANTS add more directory names
 # directory name -> (xiref method, its fixed flags[, for an ofe-small variant: the xinet variant giving its widths])
 VARIANTS = {
     # the former defaults (critics' η_θ = 0.002): the `xinet` and `ofe-small` runs before session 13, moved here
