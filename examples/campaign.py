@@ -51,7 +51,8 @@ VARIANTS = {
     "xinet-ofe-eps0.01-eta0.02": ("xinet", ["--eps-xi-ofenet", "0.01", "--eta-theta-ofenet", "0.02"]
                                   + CRITIC_ETA_0002),
     # HalfCheetah's claim-1 variant plus the critics' fourfold smaller θ step that raised Hopper's return on every
-    # seed (603 ± 96 → 1150 ± 252): the two measured fixes together, for Hopper, where the critics' limbo costs
+    # seed (603 ± 96 → 1150 ± 252): the two measured fixes together, for Hopper, where the critics' limbo costs.
+    # Hopper, seeds 0–2 (sessions 14–15): 1067, 653, 1017 = 912 ± 185, below the default's 1150 ± 252
     "xinet-ofe-eps0.01-eta0.02-critic-eta0.0005": ("xinet", ["--eps-xi-ofenet", "0.01", "--eta-theta-ofenet", "0.02",
                                                            "--eta-theta-critic", "0.0005"]),
     # both: the lowest OFENet pruning pressure of the grid
