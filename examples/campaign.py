@@ -154,7 +154,8 @@ def parse_grid(args):
         fail("--jobs and --steps must be positive")
     if args.dtype not in ("float32", "float64"):
         fail(f"--dtype must be float32 or float64, got {args.dtype!r}")
-    envs, methods, seeds = (x.split(",") for x in (args.envs, args.methods, args.seeds))
+    # a name given twice would start the same run directory twice: keep the first
+    envs, methods, seeds = (list(dict.fromkeys(x.split(","))) for x in (args.envs, args.methods, args.seeds))
     known = set(METHODS) | set(VARIANTS)
     unknown = [m for m in methods if m not in known]
     if unknown:

@@ -185,3 +185,9 @@ def test_a_failed_run_makes_the_campaign_fail_and_names_its_log(root, fake_runs,
     with pytest.raises(SystemExit, match=r"1 run\(s\) failed: .*Hopper-v5/sac/seed0/stdout.log"):
         campaign.main(["--envs", "Hopper-v5", "--methods", "sac", "--seeds", "0", "--jobs", "1"])
     assert len(fake_runs) == 1
+
+
+def test_a_cell_named_twice_runs_once(root, fake_runs, monkeypatch):
+    monkeypatch.setattr(campaign.time, "sleep", lambda s: None)
+    campaign.main(["--envs", "Hopper-v5,Hopper-v5", "--methods", "sac,sac", "--seeds", "0,0", "--jobs", "2"])
+    assert len(fake_runs) == 1
