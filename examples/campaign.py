@@ -20,7 +20,8 @@ import subprocess
 import sys
 import time
 
-from xiref.config import METHODS          # the grid's methods; VARIANTS below add more directory names
+from xiref.config import DTYPES, METHODS  # the grid's methods; VARIANTS below add more directory names
+from xiref.envs import UserError, check_env_id
 from xiref.runlock import holder
 from xiref.runstate import checkpoint_path
 
@@ -152,7 +153,7 @@ def parse_grid(args):
         sys.exit(f"campaign: error: {msg}")
     if args.jobs < 1 or args.steps < 1:
         fail("--jobs and --steps must be positive")
-    if args.dtype not in ("float32", "float64"):
+    if args.dtype not in DTYPES:
         fail(f"--dtype must be float32 or float64, got {args.dtype!r}")
     # a name given twice would start the same run directory twice: keep the first
     envs, methods, seeds = (list(dict.fromkeys(x.split(","))) for x in (args.envs, args.methods, args.seeds))
@@ -163,10 +164,11 @@ def parse_grid(args):
              "examples/campaign.py")
     if not all(s.isdigit() for s in seeds):
         fail(f"--seeds must be non-negative integers separated by commas, got {args.seeds!r}")
-    import gymnasium as gym
-    missing = [e for e in envs if e not in gym.envs.registry]
-    if missing:
-        fail(f"unknown environment id(s) {', '.join(missing)}")
+    for e in envs:
+        try:
+            check_env_id(e)
+        except UserError as exc:
+            fail(str(exc))
     return envs, methods, [int(s) for s in seeds]
 
 

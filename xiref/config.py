@@ -11,6 +11,7 @@ from .agent import AgentConfig, own_knobs
 from .envs import UserError
 
 METHODS = ("sac", "ofe", "xinet", "ofe-small")
+DTYPES = ("float64", "float32")          # float64 the reference dtype, float32 the fast path
 
 
 @dataclass
@@ -62,7 +63,7 @@ def validate(cfg):
          "--eval-every, --eval-episodes, --log-every and --checkpoint-every must be positive"),
         (all(h > 0 for h in cfg.hidden), f"--hidden widths must be positive, got {cfg.hidden}"),
         (cfg.ofe_layers > 0 and cfg.ofe_units > 0, "--ofe-layers and --ofe-units must be positive"),
-        (cfg.dtype in ("float64", "float32"), f"--dtype must be float64 or float32, got {cfg.dtype}"),
+        (cfg.dtype in DTYPES, f"--dtype must be float64 or float32, got {cfg.dtype}"),
         (cfg.eps_bn > 0, f"--eps-bn must be positive, got {cfg.eps_bn}"),
         (0 <= cfg.bn_momentum < 1, f"--bn-momentum must lie in [0, 1), got {cfg.bn_momentum}"),
         (0 < cfg.loss_scale_rate <= 1, f"--loss-scale-rate must lie in (0, 1], got {cfg.loss_scale_rate}"),

@@ -13,11 +13,7 @@ def make_env(env_id, seed):
     import gymnasium as gym
     if seed < 0:                # gymnasium and numpy seed only with non-negative integers
         raise UserError(f"--seed must be >= 0, got {seed}")
-    registry = list(gym.envs.registry.keys())
-    if env_id not in registry:
-        close = difflib.get_close_matches(env_id, registry, n=3, cutoff=0.5)
-        hint = f" (did you mean {', '.join(close)}?)" if close else ""
-        raise UserError(f"unknown environment id {env_id!r}{hint}")
+    check_env_id(env_id)
     try:
         env = gym.make(env_id)
     except Exception as exc:  # missing simulator, bad spec …
@@ -33,6 +29,16 @@ def make_env(env_id, seed):
     scale = (space.high - space.low).astype(np.float64) / 2.0
     bias = (space.high + space.low).astype(np.float64) / 2.0
     return env, scale, bias
+
+
+def check_env_id(env_id):
+    """UserError unless env_id is registered in gymnasium (with the closest registered ids as a hint)."""
+    import gymnasium as gym
+    registry = list(gym.envs.registry.keys())
+    if env_id not in registry:
+        close = difflib.get_close_matches(env_id, registry, n=3, cutoff=0.5)
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        raise UserError(f"unknown environment id {env_id!r}{hint}")
 
 
 def env_dims(env):
