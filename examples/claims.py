@@ -3,6 +3,10 @@
 * claim 1: XiNet removes ≥ 50 % of OFENet's parameters and keeps ≥ 95 % of the ofe return (means over seeds);
 * claim 2: the XiNet return is ≥ the ofe-small return (means over seeds).
 
+A verdict compares means, as the issue defines it. Beside it stands the margin that decides it (x̄ − 0.95·ō for
+claim 1's return, x̄ − s̄ for claim 2) with its standard error over seeds, and a warning when the margin is
+within RESOLVED_SE standard errors: a verdict that the seeds do not resolve is reported as such.
+
 `finished` is {method: [summary.json dicts]} of one env. The XiNet and ofe-small runs are the methods `xinet`
 and `ofe-small` by default; a campaign variant (examples/campaign.py VARIANTS) is tested by naming it.
 """
@@ -12,6 +16,7 @@ REMOVED_MIN = 0.50       # claim 1: fraction of OFENet parameters xinet must rem
 RETURN_MIN = 0.95        # claim 1: fraction of the ofe return xinet must keep
 CLAIM1 = "XiNet removes ≥ 50 % of OFENet's parameters and keeps ≥ 95 % of the `ofe` mean final return"
 CLAIM2 = "the `xinet` mean final return is ≥ the `ofe-small` one"
+RESOLVED_SE = 2.0        # a verdict's margin counts as resolved by the seeds when |margin| ≥ this many standard errors
 
 
 def values(summaries, key):
@@ -28,6 +33,25 @@ def mean_std(vals):
 def fmt_ms(vals, fmt="{:.0f}"):
     m, s, n = mean_std(vals)
     return f"{fmt.format(m)} ± {fmt.format(s)}" if n else "–"
+
+
+def margin_se(a, b, k=1.0):
+    """Standard error of mean(a) − k·mean(b) over independent seeds, √(s_a²/n_a + k² s_b²/n_b) with the sample
+    variances (ddof = 1, Welch); None when either side has fewer than two seeds."""
+    if len(a) < 2 or len(b) < 2:
+        return None
+    return float(np.sqrt(np.var(a, ddof=1) / len(a) + k * k * np.var(b, ddof=1) / len(b)))
+
+
+def _resolution(name, margin, se):
+    """(text, flag): the margin with its standard error, and a warning when the seeds do not resolve its sign."""
+    if se is None:
+        return f"{name} {margin:+.0f} (standard error needs ≥ 2 seeds per side)", None
+    text = f"{name} {margin:+.0f}, standard error {se:.0f}"
+    if abs(margin) < RESOLVED_SE * se:
+        return text, (f"{name} {margin:+.0f} is within {RESOLVED_SE:g} standard errors ({se:.0f}): "
+                      "these seeds do not resolve its sign")
+    return text, None
 
 
 def steps_text(summaries):
@@ -89,6 +113,12 @@ def claim1(finished, xinet="xinet"):
             ratio = x / o
             numbers.append(f"final return {_return_text(finished, xinet)} / {_return_text(finished, 'ofe')} "
                            f"= {100 * ratio:.1f} %")
+            # the return condition holds iff x̄ − 0.95·ō ≥ 0; how far, in standard errors, says what the seeds show
+            se = margin_se(values(xi, "final_return"), values(ofe, "final_return"), RETURN_MIN)
+            text, flag = _resolution(f"margin {xinet} − {RETURN_MIN:g}·ofe", x - RETURN_MIN * o, se)
+            numbers.append(text)
+            # warned only where the return decides the verdict: with < 50 % removed it is not met either way
+            flags += [flag] if flag and removed is not None and removed >= REMOVED_MIN else []
         else:
             numbers.append(f"final return {_return_text(finished, xinet)}, {_return_text(finished, 'ofe')}")
     flags += _flags(finished, ("ofe", xinet))
@@ -114,9 +144,11 @@ def claim2(finished, xinet="xinet", small="ofe-small"):
     if missing:
         return {"verdict": f"not yet measured (missing: {', '.join(missing)})", "numbers": numbers,
                 "flags": flags, "difference": None}
-    diff = np.mean(values(finished[xinet], "final_return")) - np.mean(values(finished[small], "final_return"))
-    numbers = [f"{_return_text(finished, xinet)} vs {_return_text(finished, small)}, "
-               f"difference {diff:+.0f}"]
+    a, b = values(finished[xinet], "final_return"), values(finished[small], "final_return")
+    diff = np.mean(a) - np.mean(b)
+    text, flag = _resolution("difference", diff, margin_se(a, b))
+    numbers = [f"{_return_text(finished, xinet)} vs {_return_text(finished, small)}, {text}"]
+    flags += [flag] if flag else []
     return {"verdict": "met" if diff >= 0 else "not met", "numbers": numbers, "flags": flags,
             "difference": float(diff)}
 

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "examples"))
+import claims  # noqa: E402
 import summarize  # noqa: E402
 from xiref.train import read_csv  # noqa: E402
 
@@ -118,6 +119,35 @@ def test_claim2(xi, small, verdict):
     assert c["difference"] == pytest.approx(np.mean(xi) - np.mean(small))
     assert (f"xinet {np.mean(xi):.0f} ± {np.std(xi):.0f} (2 seeds) vs ofe-small 200 ± 50 (2 seeds)"
             in c["numbers"][0])
+
+
+def test_margin_standard_error_and_resolution_flag():
+    """The standard error is Welch's √(s_a²/n_a + k² s_b²/n_b) (ddof = 1); a margin of ≥ 2 of them is resolved."""
+    a, b = [10.0, 12.0, 14.0], [1.0, 5.0]
+    assert claims.margin_se(a, b) == pytest.approx(np.sqrt(4.0 / 3 + 8.0 / 2))
+    assert claims.margin_se(a, b, 0.95) == pytest.approx(np.sqrt(4.0 / 3 + 0.95 ** 2 * 8.0 / 2))
+    assert claims.margin_se(a, [3.0]) is None and claims.margin_se([3.0], b) is None
+    # claim 2: 12 − 3 = +9 against SE √(4/3 + 4/3) = 1.6: resolved, no warning; against a wide ofe-small spread
+    # (−10, 3, 16: SE √(4/3 + 169/3) = 7.7) a warning
+    c = summarize.claim2(finished(xinet=[(r, 100) for r in a], ofe_small=[(r, 100) for r in (1.0, 3.0, 5.0)]))
+    assert c["verdict"] == "met" and c["flags"] == [] and "difference +9, standard error 2" in c["numbers"][0]
+    c = summarize.claim2(finished(xinet=[(r, 100) for r in a], ofe_small=[(r, 100) for r in (-10.0, 3.0, 16.0)]))
+    assert c["verdict"] == "met" and c["flags"] == [
+        "difference +9 is within 2 standard errors (8): these seeds do not resolve its sign"]
+    # one seed per side: no standard error, no warning, said so
+    c = summarize.claim2(finished(xinet=[(12.0, 100)], ofe_small=[(3.0, 100)]))
+    assert c["flags"] == [] and "difference +9 (standard error needs ≥ 2 seeds per side)" in c["numbers"][0]
+    # claim 1 (50 % removed): ofe 100, 100.2, 99.8 → 0.95·ō = 95; xinet 96, 96.2, 95.8 → margin +1, SE 0.16
+    c = summarize.claim1(finished(ofe=[(r, 1000) for r in (100.0, 100.2, 99.8)],
+                                  xinet=[(r, 500) for r in (96.0, 96.2, 95.8)]))
+    assert c["verdict"] == "met" and c["flags"] == [] and "margin xinet − 0.95·ofe +1, standard error 0" in c[
+        "numbers"][2]
+    c = summarize.claim1(finished(ofe=[(r, 1000) for r in (50.0, 150.0)], xinet=[(r, 500) for r in (96.0, 96.0)]))
+    assert c["verdict"] == "met" and c["flags"] == [
+        "margin xinet − 0.95·ofe +1 is within 2 standard errors (48): these seeds do not resolve its sign"]
+    # the same returns with 40 % removed: not met by the removal whatever the return does, so no warning
+    c = summarize.claim1(finished(ofe=[(r, 1000) for r in (50.0, 150.0)], xinet=[(r, 600) for r in (96.0, 96.0)]))
+    assert c["verdict"] == "not met" and c["flags"] == [] and "standard error 48" in c["numbers"][2]
 
 
 def test_claim2_not_measured_and_steps_flag():
@@ -251,7 +281,11 @@ def test_script_writes_summary_and_figures(tmp_path, capsys):
     assert ("**met** — OFENet parameters removed 50.0 % (2000 (xinet at start) → 1000 ± 0 (xinet, 2 seeds)); "
             "final return xinet 1070 ± 80 (2 seeds) / ofe 1100 ± 100 (2 seeds) = 97.3 %") in toy
     assert "**met** — xinet 1070 ± 80 (2 seeds) vs ofe-small 950 ± 50 (2 seeds), difference +120" in toy
-    assert "⚠" not in toy
+    # both margins are within 2 standard errors, √(80²·2/2 + 0.95²·100²·2/2) = 124 and √(80² + 50²) = 94
+    assert "margin xinet − 0.95·ofe +25, standard error 124" in toy
+    assert [x.strip() for x in toy.splitlines() if "⚠" in x] == [
+        "- ⚠ margin xinet − 0.95·ofe +25 is within 2 standard errors (124): these seeds do not resolve its sign",
+        "- ⚠ difference +120 is within 2 standard errors (94): these seeds do not resolve its sign"]
     other = text[text.index("## Other-v0"):text.index("## Toy-v0")]
     assert "not yet measured (missing: ofe, xinet)" in other
     assert "- **Claim 1** (" in text and "on each env): **not yet measured (Other-v0 — missing: ofe, xinet)**" in text
@@ -283,7 +317,7 @@ def test_variants_get_their_own_claim_lines_and_leave_the_overall_verdicts_alone
                                "removed 50.0 % (2000 (xinet-v at start) → 1000 ± 0 (xinet-v, 2 seeds))")
     assert "final return xinet-v 1040 ± 60 (2 seeds) / ofe 1050 ± 50 (2 seeds) = 99.0 %" in lines[0]
     assert lines[1] == ("- **Claim 2** (`xinet-v` vs `ofe-small-v`): **not met** — xinet-v 1040 ± 60 (2 seeds) "
-                        "vs ofe-small-v 1100 ± 200 (2 seeds), difference -60")
+                        "vs ofe-small-v 1100 ± 200 (2 seeds), difference -60, standard error 209")
 
 
 def test_a_method_has_one_colour_in_the_curves_and_the_return_vs_params_figures(tmp_path, monkeypatch):
