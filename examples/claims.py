@@ -6,8 +6,8 @@
 A verdict compares means, as the issue defines it. Beside it stands the margin that decides it (x̄ − 0.95·ō for
 claim 1's return, x̄ − s̄ for claim 2) with its standard error over seeds, and a warning when the margin is
 within RESOLVED_SE standard errors: a verdict that the seeds do not resolve is reported as such. Two standard
-errors is a loose yardstick with 3–5 seeds (a two-sided 95 % Student interval needs ≈ 2.6–4.3 of them at the
-2–5 degrees of freedom such comparisons have); "within" is a warning, "beyond" not a proof.
+errors is a loose yardstick with 3–5 seeds (a two-sided 95 % Student interval needs ≈ 2.3–4.3 of them at the
+2–8 degrees of freedom such comparisons have); "within" is a warning, "beyond" not a proof.
 
 `finished` is {method: [summary.json dicts]} of one env. The XiNet and ofe-small runs are the methods `xinet`
 and `ofe-small` by default; a campaign variant (examples/campaign.py VARIANTS) is tested by naming it.
