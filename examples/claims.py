@@ -110,13 +110,14 @@ def claim1(finished, xinet="xinet"):
             flags.append(f"OFENet sizes differ: {xinet} started with {np.mean(initial):.0f}, "
                          f"ofe has {np.mean(ofe_sizes):.0f} parameters")
     if not missing:
-        x, o = np.mean(values(xi, "final_return")), np.mean(values(ofe, "final_return"))
+        xr, orr = values(xi, "final_return"), values(ofe, "final_return")
+        x, o = np.mean(xr), np.mean(orr)
         if o > 0:
             ratio = x / o
             numbers.append(f"final return {_return_text(finished, xinet)} / {_return_text(finished, 'ofe')} "
                            f"= {100 * ratio:.1f} %")
             # the return condition holds iff x̄ − 0.95·ō ≥ 0; how far, in standard errors, says what the seeds show
-            se = margin_se(values(xi, "final_return"), values(ofe, "final_return"), RETURN_MIN)
+            se = margin_se(xr, orr, RETURN_MIN)
             text, flag = _resolution(f"margin {xinet} − {RETURN_MIN:g}·ofe", x - RETURN_MIN * o, se)
             numbers.append(text)
             # warned only where the return decides the verdict: with < 50 % removed it is not met either way
