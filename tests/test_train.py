@@ -343,6 +343,28 @@ def test_cli_prints_json_summary(reference, capsys, tmp_path):
     assert (out / "progress.csv").read_bytes() == (reference("xinet") / "progress.csv").read_bytes()
 
 
+def test_train_help_documents_every_flag_from_the_config_comments(capsys):
+    """`xiref train --help` shows, for every TrainConfig field, the one-line comment beside it in the dataclass
+    and its default; a field added without a comment fails here."""
+    from dataclasses import fields
+    from xiref.cli import field_comments
+    comments = field_comments(TrainConfig)
+    missing = [f.name for f in fields(TrainConfig) if not comments.get(f.name)]
+    assert not missing, f"config fields without a one-line comment: {missing}"
+    assert comments["eta_theta_ofenet"] == "η_θ for OFENet alone (-1: use eta_theta)"     # AgentConfig's field
+    assert comments["steps"] == "environment steps"                                     # TrainConfig's own
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "--help"])
+    assert exit_.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())     # argparse wraps lines: compare with single spaces
+    for f in fields(TrainConfig):
+        assert "--" + f.name.replace("_", "-") in text
+        assert " ".join(comments[f.name].split()) in text, f.name
+    for shown in ("(default: 256,256)", "(default: 0.05)", "(default: 'pair')", "(default: 0)",
+                  "(default: none)", "(default: 'float32')"):
+        assert shown in text
+
+
 # ------------------------------------------------------------------ 5. atomicity
 @pytest.mark.parametrize("variant", ["sac"])
 def test_stale_tmp_does_not_break_resume(variant, reference, tmp_path):

@@ -62,7 +62,7 @@ class AgentConfig:
     eta_theta: float = 0.05         # η_θ (Eq. 32) of every network whose own η_θ below is -1
     eta_theta_ofenet: float = -1.0  # η_θ for OFENet alone (-1: use eta_theta)
     eta_theta_actor: float = 0.01   # η_θ for the actor alone (-1: use eta_theta; default measured, METHOD §7)
-    eta_theta_critic: float = 0.0005  # η_θ for each critic (-1: use eta_theta; measured, METHOD §7; 0.002 to s.12)
+    eta_theta_critic: float = 0.0005  # η_θ for each critic (-1: use eta_theta; measured, METHOD §7; was 0.002)
     mu_theta: float = 0.99          # μ_θ (Eq. 32)
     eps_xi: float = 0.001           # ε_ξ floor (Eq. 4; Choice, docs/METHOD.md) of every network whose own is -1
     eps_xi_ofenet: float = -1.0     # ε_ξ for OFENet alone (-1: use eps_xi)

@@ -3,10 +3,14 @@
 User errors end with one line `xiref: error: …` and exit status 2, never a traceback.
 """
 import argparse
+import inspect
+import io
 import json
 import signal
 import sys
+import textwrap
 import threading
+import tokenize
 from dataclasses import fields
 
 import numpy as np
@@ -15,17 +19,44 @@ from .envs import UserError
 
 
 
+def field_comments(cls):
+    """{field name: its trailing comment} over cls and its dataclass bases: the config's one-line field
+    documentation (CleanRL style) is the `--help` text, so it is written once. {} when the source is unavailable."""
+    out = {}
+    for klass in reversed(cls.__mro__):
+        try:
+            source = inspect.getsource(klass)
+        except (OSError, TypeError):
+            continue
+        names = {f.name for f in fields(cls)}
+        line_name, starts = {}, True                    # source row → the field it declares
+        for tok in tokenize.generate_tokens(io.StringIO(textwrap.dedent(source)).readline):
+            row = tok.start[0]
+            if tok.type == tokenize.NAME and starts and tok.string in names:
+                line_name[row] = tok.string
+            elif tok.type == tokenize.COMMENT and row in line_name:
+                out[line_name[row]] = tok.string.lstrip("#").strip()
+            starts = tok.type in (tokenize.NEWLINE, tokenize.NL, tokenize.INDENT, tokenize.DEDENT)
+    return out
+
+
 def _add_config_args(parser, cls):
-    """One --flag per dataclass field (tuple fields take comma-separated ints)."""
+    """One --flag per dataclass field (tuple fields take comma-separated ints), its help the field's comment."""
+    comments = field_comments(cls)
     for f in fields(cls):
         flag = "--" + f.name.replace("_", "-")
         default = f.default
-        if isinstance(default, bool):
-            parser.add_argument(flag, type=_parse_bool, default=default, metavar="{0,1}")
-        elif isinstance(default, tuple):
-            parser.add_argument(flag, type=_parse_ints, default=default, metavar="N,N,…")
+        if isinstance(default, tuple):
+            shown = ",".join(map(str, default)) or "none"
         else:
-            parser.add_argument(flag, type=type(default), default=default)
+            shown = int(default) if isinstance(default, bool) else repr(default) if isinstance(default, str) else default
+        help_ = f"{comments.get(f.name, '')} (default: {shown})".lstrip().replace("%", "%%")
+        if isinstance(default, bool):
+            parser.add_argument(flag, type=_parse_bool, default=default, metavar="{0,1}", help=help_)
+        elif isinstance(default, tuple):
+            parser.add_argument(flag, type=_parse_ints, default=default, metavar="N,N,…", help=help_)
+        else:
+            parser.add_argument(flag, type=type(default), default=default, help=help_)
 
 
 def _parse_bool(s):
