@@ -54,7 +54,7 @@ def targets(res):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default="", help="JSON file for every result (nothing written if empty)")
-    ap.add_argument("--repeats", type=int, default=100)
+    ap.add_argument("--repeats", type=int, default=100, help="timed updates per benchmark (median reported)")
     ap.add_argument("--rounds", type=int, default=5, help="rounds of the pruning comparison")
     args = ap.parse_args(argv)
     if args.repeats < 1 or args.rounds < 1:

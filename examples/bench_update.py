@@ -171,23 +171,24 @@ def gemm_rates(shapes, dtype, rng, seconds=0.3):
 
 # ---------------------------------------------------------------------- main
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--method", choices=METHODS, default="xinet")
-    ap.add_argument("--obs-dim", type=int, default=11)
-    ap.add_argument("--act-dim", type=int, default=3)
-    ap.add_argument("--hidden", type=int, default=256)
-    ap.add_argument("--batch", type=int, default=256)
-    ap.add_argument("--ofe-layers", type=int, default=6)
-    ap.add_argument("--ofe-units", type=int, default=40)
-    ap.add_argument("--dtype", choices=("float64", "float32"), default="float64")
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    ap.add_argument("--method", choices=METHODS, default="xinet", help="which update to time")
+    ap.add_argument("--obs-dim", type=int, default=11, help="observation size (Hopper: 11)")
+    ap.add_argument("--act-dim", type=int, default=3, help="action size (Hopper: 3)")
+    ap.add_argument("--hidden", type=int, default=256, help="width of both hidden layers of actor and critics")
+    ap.add_argument("--batch", type=int, default=256, help="minibatch size")
+    ap.add_argument("--ofe-layers", type=int, default=6, help="OFENet layers per DenseNet block (ofe, xinet)")
+    ap.add_argument("--ofe-units", type=int, default=40, help="OFENet units per layer (ofe, xinet)")
+    ap.add_argument("--dtype", choices=("float64", "float32"), default="float64", help="xiref's dtype")
     ap.add_argument("--prune-fraction", type=float, default=0.0, help="fraction of gated units removed first (xinet)")
-    ap.add_argument("--repeats", type=int, default=100)
-    ap.add_argument("--warmup", type=int, default=10)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--repeats", type=int, default=100, help="timed updates (the median is reported)")
+    ap.add_argument("--warmup", type=int, default=10, help="untimed updates first")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the networks and the batch")
     ap.add_argument("--gemm-seconds", type=float, default=0.3, help="time spent per GEMM shape")
     ap.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
     ap.add_argument("--torch-dtype", choices=("float64", "float32"), default=None,
-                    help="dtype of the PyTorch update (default: --dtype); float64 xiref vs float32 torch is "
+                    help="dtype of the PyTorch update (None: --dtype); float64 xiref vs float32 torch is "
                          "the comparison of the speed issue")
     ap.add_argument("--default-malloc", action="store_true",
                     help="keep glibc's allocator defaults (xiref/allocator.py: page faults on every update)")

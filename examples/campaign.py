@@ -108,13 +108,15 @@ def xinet_in_progress(cell):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--envs", default="Hopper-v5")
-    ap.add_argument("--methods", default="sac,ofe,xinet,ofe-small")
-    ap.add_argument("--seeds", default="0,1,2")
-    ap.add_argument("--steps", type=int, default=100_000)
-    ap.add_argument("--dtype", default="float32")
-    ap.add_argument("--jobs", type=int, default=2)
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    ap.add_argument("--envs", default="Hopper-v5", help="comma-separated gymnasium ids")
+    ap.add_argument("--methods", default="sac,ofe,xinet,ofe-small",
+                    help="comma-separated methods or VARIANTS directory names (ofe-small cells wait for their xinet)")
+    ap.add_argument("--seeds", default="0,1,2", help="comma-separated seeds")
+    ap.add_argument("--steps", type=int, default=100_000, help="environment steps per run")
+    ap.add_argument("--dtype", default="float32", help="float32 or float64")
+    ap.add_argument("--jobs", type=int, default=2, help="runs at a time (one core each; OPENBLAS_NUM_THREADS=1)")
     ap.add_argument("extra", nargs="*", help="flags passed to every run (after --)")
     args = ap.parse_args(argv)
     envs, methods, seeds = parse_grid(args)
