@@ -22,17 +22,16 @@ from .envs import UserError
 def field_comments(cls):
     """{field name: its trailing comment} over cls and its dataclass bases: the config's one-line field
     documentation (CleanRL style) is the `--help` text, so it is written once. {} when the source is unavailable."""
-    out = {}
-    for klass in reversed(cls.__mro__):
+    out, names = {}, {f.name for f in fields(cls)}
+    for klass in reversed(cls.__mro__):                 # bases first: a subclass's comment wins
         try:
             source = inspect.getsource(klass)
         except (OSError, TypeError):
             continue
-        names = {f.name for f in fields(cls)}
-        line_name, starts = {}, True                    # source row → the field it declares
+        line_name, starts = {}, True                    # source row → the field it declares (first line only)
         for tok in tokenize.generate_tokens(io.StringIO(textwrap.dedent(source)).readline):
             row = tok.start[0]
-            if tok.type == tokenize.NAME and starts and tok.string in names:
+            if tok.type == tokenize.NAME and starts and tok.string in names and tok.string not in line_name.values():
                 line_name[row] = tok.string
             elif tok.type == tokenize.COMMENT and row in line_name:
                 out[line_name[row]] = tok.string.lstrip("#").strip()
