@@ -45,17 +45,14 @@ def _add_config_args(parser, cls):
     for f in fields(cls):
         flag = "--" + f.name.replace("_", "-")
         default = f.default
-        if isinstance(default, tuple):
-            shown = ",".join(map(str, default)) or "none"
-        else:
-            shown = int(default) if isinstance(default, bool) else repr(default) if isinstance(default, str) else default
-        help_ = f"{comments.get(f.name, '')} (default: {shown})".lstrip().replace("%", "%%")
-        if isinstance(default, bool):
-            parser.add_argument(flag, type=_parse_bool, default=default, metavar="{0,1}", help=help_)
+        if isinstance(default, bool):          # bool before int: bool is a subclass of int
+            type_, metavar, shown = _parse_bool, "{0,1}", int(default)
         elif isinstance(default, tuple):
-            parser.add_argument(flag, type=_parse_ints, default=default, metavar="N,N,…", help=help_)
+            type_, metavar, shown = _parse_ints, "N,N,…", ",".join(map(str, default)) or "none"
         else:
-            parser.add_argument(flag, type=type(default), default=default, help=help_)
+            type_, metavar, shown = type(default), None, repr(default) if isinstance(default, str) else default
+        help_ = f"{comments.get(f.name, '')} (default: {shown})".lstrip().replace("%", "%%")
+        parser.add_argument(flag, type=type_, default=default, metavar=metavar, help=help_)
 
 
 def _parse_bool(s):
