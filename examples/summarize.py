@@ -12,7 +12,8 @@ the two claims (README "Results"; the rules in examples/claims.py), computed fro
 
 the same claims for each XiNet variant of the campaign (claim 2 against the ofe-small runs made at its
 widths), and the verdicts of `xinet` over all envs. Figures, each only when its data exists: <root>/<env>_curves.png
-(`xiref plot`: learning curves mean ± std per method, parameters, alive units of the first xinet run),
+(`xiref plot`: learning curves mean ± std of sac, ofe, xinet, ofe-small, parameters, alive units of the first
+xinet run), <root>/<env>_all_curves.png (the same with every variant, when the env has any),
 <root>/<env>_return_vs_params.png (final return vs total and OFENet parameters, one marker per seed, mean ±
 std cross per method) and <root>/<env>_alive_units.png (alive units per OFENet layer over time, mean over
 the xinet seeds). Only finished runs (summary.json present) count; unfinished ones are listed with their
@@ -138,10 +139,16 @@ def alive_curves(progress_runs, prefix="alive:ofenet/"):
     return out
 
 
+def method_colours(finished):
+    """{method or variant directory: colour} for every figure of one env: sac, ofe, xinet, ofe-small first, so
+    the four methods of the claims get the most distinct colours (xiref.plot.group_colours)."""
+    return group_colours((m for m in method_order(finished) if finished[m]), keep_order=True)
+
+
 def return_params_points(finished):
     """[(method, colour, final returns, total params, OFENet params)] per method with a final return; colours
-    as the learning-curve figure's (xiref.plot.group_colours over the same methods)."""
-    colours = group_colours(m for m in finished if finished[m])
+    as the learning-curve figures' (method_colours)."""
+    colours = method_colours(finished)
     out = []
     for method in method_order(finished):
         runs = [s for s in finished[method] if s.get("final_return") is not None]
@@ -190,11 +197,17 @@ def env_section(root, env, methods):
     variants = variant_claim_lines(finished)
     if variants:
         lines += ["", "### Claims for the XiNet variants (not counted in the verdicts over envs)", ""] + variants
-    runs = [s["dir"] for m in method_order(finished) for s in finished[m]]
     figures = []
-    if runs:
-        plot_runs(runs, os.path.join(root, f"{env}_curves.png"))
+    # the four methods of the claims; when the env also has variants, every directory in a second figure
+    colours = method_colours(finished)
+    base = [s["dir"] for m in method_order(finished) if m in METHOD_ORDER for s in finished[m]]
+    if base:
+        plot_runs(base, os.path.join(root, f"{env}_curves.png"), colours)
         figures.append((f"{env}_curves.png", f"{env}: learning curves"))
+    if any(finished[m] for m in finished if m not in METHOD_ORDER):
+        plot_runs([s["dir"] for m in method_order(finished) for s in finished[m]],
+                  os.path.join(root, f"{env}_all_curves.png"), colours)
+        figures.append((f"{env}_all_curves.png", f"{env}: learning curves of every method and variant"))
     points = return_params_points(finished)
     if points:
         plot_return_vs_params(env, points, os.path.join(root, f"{env}_return_vs_params.png"))

@@ -7,6 +7,8 @@ import os
 
 import numpy as np
 
+MARKERS = "o^sDv<>PX*"
+
 
 def _pyplot():
     import matplotlib
@@ -28,17 +30,26 @@ def plot_return_vs_params(env, points, out):
     points: [(method, colour, returns, params, ofenet_params)], one value per seed in each list."""
     plt = _pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
-    for method, colour, y, params, ofenet_params in points:
+    for k, (method, colour, y, params, ofenet_params) in enumerate(points):
+        marker = MARKERS[k % len(MARKERS)]     # a marker as well as a colour per method
         for ax, x in ((axes[0], params), (axes[1], ofenet_params)):
-            ax.scatter(x, y, color=colour, alpha=0.6, label=f"{method} (n={len(y)})")
+            ax.scatter(x, y, color=colour, marker=marker, alpha=0.6, label=f"{method} (n={len(y)})")
             ax.errorbar(np.mean(x), np.mean(y), xerr=np.std(x), yerr=np.std(y), color=colour, capsize=5,
-                        marker="s", markersize=4, linewidth=1.5)
-    axes[0].set_xlabel("total parameters (actor + critics + OFENet)")
-    axes[1].set_xlabel("OFENet parameters")
+                        marker=marker, markersize=5, linewidth=1.5)
+    # log axes: a pruned OFENet has a few hundred parameters, the full one ~10^5 (symlog keeps sac's 0 on the axis)
+    axes[0].set_xscale("log")
+    axes[1].set_xscale("symlog", linthresh=100)
+    axes[0].set_xlabel("total parameters (actor + critics + OFENet; log scale)")
+    axes[1].set_xlabel("OFENet parameters (log scale, linear below 100)")
     for ax in axes:
         ax.set_ylabel("final return (mean of last 10 % of evaluations)")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+    if len(points) <= 6:
+        for ax in axes:
+            ax.legend(fontsize=7)
+    else:                                      # many methods: one legend right of the panels, off the points
+        fig.set_size_inches(15, 4.5)
+        axes[1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
     fig.suptitle(f"{env}: final return vs parameters (markers: seeds; crosses: mean ± std)", fontsize=10)
     _save(fig, out, plt)
 

@@ -323,8 +323,9 @@ def test_variants_get_their_own_claim_lines_and_leave_the_overall_verdicts_alone
 def test_a_method_has_one_colour_in_the_curves_and_the_return_vs_params_figures(tmp_path, monkeypatch):
     import matplotlib.axes
     for seed in (0, 1):
-        for method in ("sac", "xinet", "xinet-ofe-beta0.1"):                # no ofe: colours must not skip it
-            write_run(tmp_path, "Toy-v0", method, seed, 100.0 + seed, ofenet=2000 * (method != "sac"))
+        for method in ("sac", "xinet", "xinet-ofe-beta0.1", "sac-v"):       # no ofe: colours must not skip it
+            write_run(tmp_path, "Toy-v0", method, seed, 100.0 + seed, ofenet=2000 * (method != "sac"),
+                      variant_of="sac" if method == "sac-v" else None)    # sac-v sorts between sac and xinet
     seen = {"plot": {}, "scatter": {}}
 
     def spy(kind):
@@ -332,15 +333,46 @@ def test_a_method_has_one_colour_in_the_curves_and_the_return_vs_params_figures(
 
         def record(self, *args, label=None, color=None, **kw):
             if label:                                       # "Toy-v0 sac (n=2)" (curves), "sac (n=2)" (points)
-                seen[kind][label.split(" (n=")[0].split(" ")[-1]] = color
+                seen[kind].setdefault(label.split(" (n=")[0].split(" ")[-1], set()).add(color)
             return real(self, *args, label=label, color=color, **kw)
         return record
     for kind in seen:
         monkeypatch.setattr(matplotlib.axes.Axes, kind, spy(kind))
     summarize.main(["--root", str(tmp_path), "--claim-envs", "Toy-v0"])
-    curves = {m: c for m, c in seen["plot"].items() if m in ("sac", "xinet", "xinet-ofe-beta0.1")}
-    assert set(curves) == {"sac", "xinet", "xinet-ofe-beta0.1"} and curves == seen["scatter"]
-    assert len(set(curves.values())) == 3
+    # both curve figures (the base methods' and every variant's) and the points: one colour per method
+    methods = {"sac", "xinet", "xinet-ofe-beta0.1", "sac-v"}
+    curves = {m: c for m, c in seen["plot"].items() if m in methods}
+    assert set(curves) == methods and curves == seen["scatter"]
+    assert all(len(c) == 1 for c in curves.values()) and len(set.union(*curves.values())) == 4
+
+
+def test_the_curves_figure_holds_the_four_methods_and_a_second_one_every_variant(tmp_path, monkeypatch):
+    drawn = {}
+    monkeypatch.setattr(summarize, "plot_runs", lambda runs, out, colours=None: drawn.update(
+        {os.path.basename(out): sorted(os.path.relpath(r, tmp_path) for r in runs)}))
+    for method in ("sac", "ofe", "xinet", "ofe-small", "xinet-v"):
+        write_run(tmp_path, "Toy-v0", method, 0, 100.0, ofenet=2000 * (method != "sac"),
+                  **({"variant_of": "xinet"} if method == "xinet-v" else {}))
+    for method in ("sac", "xinet"):
+        write_run(tmp_path, "Plain-v0", method, 0, 100.0, ofenet=2000 * (method != "sac"))
+    text = summarize.summarize(str(tmp_path), ("Toy-v0",))
+    assert drawn["Toy-v0_curves.png"] == sorted(f"Toy-v0/{m}/seed0" for m in ("sac", "ofe", "xinet", "ofe-small"))
+    assert drawn["Toy-v0_all_curves.png"] == sorted(drawn["Toy-v0_curves.png"] + ["Toy-v0/xinet-v/seed0"])
+    assert drawn["Plain-v0_curves.png"] == ["Plain-v0/sac/seed0", "Plain-v0/xinet/seed0"]
+    assert "Plain-v0_all_curves.png" not in drawn                          # no variant: no second figure
+    assert "](Toy-v0_all_curves.png)" in text and "](Plain-v0_all_curves.png)" not in text
+
+
+def test_group_colours_are_distinct_up_to_twenty_labels():
+    from xiref.plot import group_colours
+    for n in (3, 10, 11, 20):
+        colours = group_colours(f"m{i}" for i in range(n))
+        assert len(set(colours.values())) == n, n
+    # keep_order: the first labels (summarize's four base methods) take the first, darkest tab20 shades
+    from matplotlib import colormaps
+    from matplotlib.colors import to_hex
+    colours = group_colours(["z", "a"] + [f"m{i}" for i in range(13)], keep_order=True)
+    assert [colours["z"], colours["a"]] == [to_hex(colormaps["tab20"](0)), to_hex(colormaps["tab20"](2))]
 
 
 def test_script_not_met_and_unfinished_only(tmp_path):

@@ -45,14 +45,24 @@ def group_label(run_dir, cfg):
     return cfg["method"]
 
 
-def group_colours(labels):
-    """One matplotlib colour per curve label, by sorted label: the same method gets the same colour in every
-    figure drawn from the same set of labels (here and in examples/summary_plots.py)."""
-    return {label: f"C{i % 10}" for i, label in enumerate(sorted(set(labels)))}
+def group_colours(labels, keep_order=False):
+    """One matplotlib colour per curve label, the same in every figure drawn from the same labels (here and in
+    examples/summary_plots.py). Labels are taken sorted, or in the given order with keep_order (so the first ones,
+    e.g. the base methods, get the most distinct colours). Up to 10 labels take matplotlib's default cycle
+    C0–C9; up to 20 the tab20 palette, its ten dark shades first and then their light pairs; beyond, they repeat."""
+    labels = list(dict.fromkeys(labels)) if keep_order else sorted(set(labels))
+    if len(labels) <= 10:
+        return {label: f"C{i}" for i, label in enumerate(labels)}
+    from matplotlib import colormaps
+    from matplotlib.colors import to_hex
+    shades = [2 * k for k in range(10)] + [2 * k + 1 for k in range(10)]
+    return {label: to_hex(colormaps["tab20"](shades[i % 20])) for i, label in enumerate(labels)}
 
 
-def plot_runs(run_dirs, out=""):
-    """Eval return (mean ± std per method), parameter count, alive units per layer. Returns PNG paths."""
+def plot_runs(run_dirs, out="", colours=None):
+    """Eval return (mean ± std per method), parameter count, alive units per layer. Returns PNG paths.
+    colours: optional {curve label (method or variant directory, group_label): colour}, for figures of one env
+    that must share one assignment (examples/summarize.py); by default group_colours over the curves drawn."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -70,16 +80,17 @@ def plot_runs(run_dirs, out=""):
             gated_groups.add(key)
     out = out or os.path.join(run_dirs[0], "curves.png")
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.5))
-    colours = group_colours(f"{env} {method}" for env, method in groups)
+    auto = group_colours(f"{env} {method}" for env, method in groups)
     for (env, method), runs in sorted(groups.items()):
+        colour = colours[method] if colours else auto[f"{env} {method}"]
         label = f"{env} {method} (n={len(runs)})"
         for ax, key in ((axes[0], "eval_return"), (axes[1], "params")):
             ms = _mean_std([_series(r, key) for r in runs])
             if ms is None:
                 continue
             t, m, s = ms
-            ax.plot(t, m, label=label, color=colours[f"{env} {method}"])
-            ax.fill_between(t, m - s, m + s, alpha=0.2, color=colours[f"{env} {method}"])
+            ax.plot(t, m, label=label, color=colour)
+            ax.fill_between(t, m - s, m + s, alpha=0.2, color=colour)
     # alive units per layer of the first gated run
     gated = [(k, runs[0]) for k, runs in sorted(groups.items()) if k in gated_groups]
     if gated:
@@ -96,9 +107,16 @@ def plot_runs(run_dirs, out=""):
     for ax in axes:
         ax.set_xlabel("environment steps")
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=7)
-    axes[1].legend(fontsize=7)
-    fig.tight_layout()
+    handles, labels = axes[0].get_legend_handles_labels()
+    if len(labels) <= 6:                       # few curves: a legend inside each panel
+        axes[0].legend(fontsize=7)
+        axes[1].legend(fontsize=7)
+        fig.tight_layout()
+    else:                                      # many: one legend under the panels, not over the curves
+        rows = -(-len(labels) // 3)
+        fig.set_size_inches(16, 4.5 + 0.18 * rows)
+        fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=7, frameon=False)
+        fig.tight_layout(rect=(0, 0.18 * rows / (4.5 + 0.18 * rows) + 0.01, 1, 1))
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     tmp = out + ".tmp.png"
     fig.savefig(tmp, dpi=110)
