@@ -5,13 +5,16 @@
 
 A verdict compares means, as the issue defines it. Beside it stands the margin that decides it (x̄ − 0.95·ō for
 claim 1's return, x̄ − s̄ for claim 2) with its standard error over seeds, and a warning when the margin is
-within RESOLVED_SE standard errors: a verdict that the seeds do not resolve is reported as such. Two standard
+within RESOLVED_SE standard errors: a verdict that the seeds do not resolve is reported as such, with the seed
+count per side that would resolve it if the margin and the spreads stayed as measured. Two standard
 errors is a loose yardstick with 3–5 seeds (a two-sided 95 % Student interval needs ≈ 2.3–4.3 of them at the
 2–8 degrees of freedom such comparisons have); "within" is a warning, "beyond" not a proof.
 
 `finished` is {method: [summary.json dicts]} of one env. The XiNet and ofe-small runs are the methods `xinet`
 and `ofe-small` by default; a campaign variant (examples/campaign.py VARIANTS) is tested by naming it.
 """
+import math
+
 import numpy as np
 
 REMOVED_MIN = 0.50       # claim 1: fraction of OFENet parameters xinet must remove
@@ -45,15 +48,29 @@ def margin_se(a, b, k=1.0):
     return float(np.sqrt(np.var(a, ddof=1) / len(a) + k * k * np.var(b, ddof=1) / len(b)))
 
 
-def _resolution(name, margin, se):
-    """(text, flag): the margin with its standard error, and a warning when the seeds do not resolve its sign."""
+def seeds_to_resolve(a, b, margin, k=1.0):
+    """Seeds per side at which |margin| would reach RESOLVED_SE standard errors if the margin and the sample
+    variances stayed as measured: n ≥ RESOLVED_SE² (s_a² + k² s_b²) / margin² (equal n on both sides, as
+    margin_se's error falls like 1/√n). None for a zero margin or fewer than two seeds on a side."""
+    if len(a) < 2 or len(b) < 2 or margin == 0:
+        return None
+    return max(2, math.ceil(RESOLVED_SE ** 2 * (np.var(a, ddof=1) + k * k * np.var(b, ddof=1)) / margin ** 2))
+
+
+def _resolution(name, a, b, k=1.0):
+    """(margin, text, flag) of mean(a) − k·mean(b): the margin with its standard error, and a warning when the
+    seeds do not resolve its sign, with the seed count that would at these spreads."""
+    margin = float(np.mean(a) - k * np.mean(b))
+    se = margin_se(a, b, k)
     if se is None:
-        return f"{name} {margin:+.0f} (standard error needs ≥ 2 seeds per side)", None
+        return margin, f"{name} {margin:+.0f} (standard error needs ≥ 2 seeds per side)", None
     text = f"{name} {margin:+.0f}, standard error {se:.0f}"
     if abs(margin) < RESOLVED_SE * se:
-        return text, (f"{name} {margin:+.0f} is within {RESOLVED_SE:g} standard errors ({se:.0f}): "
-                      "these seeds do not resolve its sign")
-    return text, None
+        n = seeds_to_resolve(a, b, margin, k)
+        more = f"; at these spreads ≈ {n} seeds per side would" if n else ""
+        return margin, text, (f"{name} {margin:+.0f} is within {RESOLVED_SE:g} standard errors ({se:.0f}): "
+                              f"these seeds do not resolve its sign{more}")
+    return margin, text, None
 
 
 def steps_text(summaries):
@@ -117,8 +134,7 @@ def claim1(finished, xinet="xinet"):
             numbers.append(f"final return {_return_text(finished, xinet)} / {_return_text(finished, 'ofe')} "
                            f"= {100 * ratio:.1f} %")
             # the return condition holds iff x̄ − 0.95·ō ≥ 0; how far, in standard errors, says what the seeds show
-            se = margin_se(xr, orr, RETURN_MIN)
-            text, flag = _resolution(f"margin {xinet} − {RETURN_MIN:g}·ofe", x - RETURN_MIN * o, se)
+            _, text, flag = _resolution(f"margin {xinet} − {RETURN_MIN:g}·ofe", xr, orr, RETURN_MIN)
             numbers.append(text)
             # warned only where the return decides the verdict: with < 50 % removed it is not met either way
             flags += [flag] if flag and removed is not None and removed >= REMOVED_MIN else []
@@ -148,8 +164,7 @@ def claim2(finished, xinet="xinet", small="ofe-small"):
         return {"verdict": f"not yet measured (missing: {', '.join(missing)})", "numbers": numbers,
                 "flags": flags, "difference": None}
     a, b = values(finished[xinet], "final_return"), values(finished[small], "final_return")
-    diff = np.mean(a) - np.mean(b)
-    text, flag = _resolution("difference", diff, margin_se(a, b))
+    diff, text, flag = _resolution("difference", a, b)
     numbers = [f"{_return_text(finished, xinet)} vs {_return_text(finished, small)}, {text}"]
     flags += [flag] if flag else []
     return {"verdict": "met" if diff >= 0 else "not met", "numbers": numbers, "flags": flags,
