@@ -40,21 +40,28 @@ def fmt_ms(vals, fmt="{:.0f}"):
     return f"{fmt.format(m)} ± {fmt.format(s)}" if n else "–"
 
 
-def margin_se(a, b, k=1.0):
-    """Standard error of mean(a) − k·mean(b) over independent seeds, √(s_a²/n_a + k² s_b²/n_b) with the sample
-    variances (ddof = 1, Welch); None when either side has fewer than two seeds."""
+def sample_variances(a, b):
+    """(s_a², s_b²): the two sides' sample variances over seeds (ddof = 1); None when either has < 2 seeds."""
     if len(a) < 2 or len(b) < 2:
         return None
-    return float(np.sqrt(np.var(a, ddof=1) / len(a) + k * k * np.var(b, ddof=1) / len(b)))
+    return float(np.var(a, ddof=1)), float(np.var(b, ddof=1))
+
+
+def margin_se(a, b, k=1.0):
+    """Standard error of mean(a) − k·mean(b) over independent seeds, √(s_a²/n_a + k² s_b²/n_b) with the sample
+    variances (Welch); None when either side has fewer than two seeds."""
+    v = sample_variances(a, b)
+    return None if v is None else float(np.sqrt(v[0] / len(a) + k * k * v[1] / len(b)))
 
 
 def seeds_to_resolve(a, b, margin, k=1.0):
     """Seeds per side at which |margin| would reach RESOLVED_SE standard errors if the margin and the sample
     variances stayed as measured: n ≥ RESOLVED_SE² (s_a² + k² s_b²) / margin² (equal n on both sides, as
     margin_se's error falls like 1/√n). None for a zero margin or fewer than two seeds on a side."""
-    if len(a) < 2 or len(b) < 2 or margin == 0:
+    v = sample_variances(a, b)
+    if v is None or margin == 0:
         return None
-    return max(2, math.ceil(RESOLVED_SE ** 2 * (np.var(a, ddof=1) + k * k * np.var(b, ddof=1)) / margin ** 2))
+    return max(2, math.ceil(RESOLVED_SE ** 2 * (v[0] + k * k * v[1]) / margin ** 2))
 
 
 def _resolution(name, a, b, k=1.0):
