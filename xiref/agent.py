@@ -69,7 +69,7 @@ class AgentConfig:
     eps_xi_actor: float = -1.0      # ε_ξ for the actor alone (-1: use eps_xi)
     eps_xi_critic: float = -1.0     # ε_ξ for each critic (-1: use eps_xi)
     baseline: str = "pair"          # score-function baseline (Eq. 23)
-    lam_w: float = 0.0              # λ_w slab-prior weight (Eq. 16); 0 as SAC/OFENet use no weight decay
+    lam_w: float = 0.0              # λ_w slab-prior weight, Eq. (16); 0 as SAC/OFENet use no weight decay
     loss_scale_rate: float = 0.01   # EMA rate of L̄_n (Eq. 19)
     eps_bn: float = 1e-3            # BN ε (Keras, as OFENet)
     bn_momentum: float = 0.99       # BN running-average momentum (Keras, as OFENet)

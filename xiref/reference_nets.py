@@ -13,7 +13,7 @@ from . import wiring as Wi
 
 B = 6                  # batch size of every component
 EPS_BN = 1e-3          # ε_bn (Eq. 2′), xiref's default
-EPS_XI = 0.01          # ε_ξ (Eq. 4), xiref's default
+EPS_XI = 0.01          # ε_ξ (Eq. 4) of the golden vectors (tests/golden); training defaults to 0.001
 INPUT_PREFIXES = ("input", "param", "data", "mask", "noise", "const", "cot")   # what a foreign fn receives
 RESULT_PREFIXES = ("output", "loss", "grad")                                    # what it returns
 

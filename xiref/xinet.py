@@ -31,7 +31,8 @@ def _one_pass(specs, params, inputs, xi, loss_fn, stats, bn_train, eps_bn, reuse
 
 def gated_gradients(specs, params, inputs, theta, loss_fn, rng, baseline="pair", eps_xi=0.001,
                     stats=None, bn_train=False, eps_bn=1e-3):
-    """Pathwise ĝ_W (Eq. 20, loss part) and score-function ĝ_θ (Eq. 22–23) from sampled masks.
+    """Pathwise ĝ_W (Eq. 20, loss part) and score-function ĝ_θ (Eq. 22–23) from sampled masks: unbiased
+    estimates of the gradients of the expected loss in F_n, Eq. (15).
 
     Returns (mean_loss, grads_W, g_theta, caches) where caches is a list of forward caches (one per mask
     draw; two with the 'pair' baseline) so the caller can fold BN batch statistics into running averages.
@@ -71,7 +72,7 @@ def update_loss_scale(loss_scale, mean_loss, rate=0.01):
 
 
 def add_regulariser(wiring, net, theta, params, grads, g_theta, kappa, lam_w):
-    """Add the gradients of R_n = κ_n C(θ) + (λ_w/2) Σ_j θ_j ‖w_j‖² (Eq. 16) to ĝ_W and ĝ_θ.
+    """Add the gradients of R_n = κ_n C(θ) + (λ_w/2) Σ_j θ_j ‖w_j‖², Eq. (16), to ĝ_W and ĝ_θ.
 
     θ:  + κ_n ∂C/∂θ_j + (λ_w/2)‖w_j‖²        Eq. (18), (21)
     W:  + λ_w θ_j w_j                          Eq. (20)
