@@ -18,12 +18,16 @@ Reported numbers
                     from sharing caches and memory bandwidth with other processes).
   flops_per_update  2·m·n·k for every matrix product the update computes, counted by wrapping
                     xiref.layers.dense_forward (h W: 2·B·n_in·n) and dense_backward (du Wᵀ and hᵀ du, each
-                    2·B·n_in·n, when computed) for one update (a layer whose forward the second 'pair' draw
+                    2·B·n_in·n, when computed; du W[rows]ᵀ 2·B·rows·n; B the rows the product runs on) for one update (a layer whose forward the second 'pair' draw
                     takes over from the first is not computed twice, so not counted twice). Element-wise
                     work (activations, BN, Adam, masks) and the vector-matrix products of the
                     score-function estimator (2·B·n) are not counted: the figure is the dense-layer GEMM
                     work, what a perfect BLAS would have to do.
   gflops            flops_per_update / us_per_update.
+  gemm_floor_us     the same products, each timed alone at its own shape and operand layout (median of 30
+                    calls) and summed: the time of an update that did nothing but its GEMMs in numpy. Above
+                    this, the update's time is element-wise work and Python; below it no numpy
+                    implementation of the same products can go.
   gemm_peak_gflops  the best rate of one numpy matmul of the update's typical shapes in the same dtype,
                     timed in the same run: (B×H)@(H×H) and (B×K)@(K×H) with K = O + 2·L·u + A (the critic
                     input with OFENet, 494 for Hopper's 11 + 2·6·40 + 3). gflops / gemm_peak_gflops is the
@@ -34,6 +38,8 @@ Reported numbers
                     autograd for the gradients, in --torch-dtype (default: --dtype; `--dtype float64
                     --torch-dtype float32` is the speed issue's comparison); torch.set_num_threads equal to
                     the BLAS threads of numpy. null when torch is not importable or with --no-torch.
+                    The two are timed in alternating blocks of --block updates (xiref, torch, xiref, …),
+                    so that drift in the machine's speed over the run moves both alike.
                     torch_gflops divides the same flops_per_update by the torch time; xiref_over_torch is
                     us_per_update / torch_us_per_update.
 
@@ -45,6 +51,7 @@ import os
 import statistics
 import sys
 import time
+from collections import Counter
 from contextlib import contextmanager
 
 import numpy as np
@@ -132,6 +139,23 @@ def time_calls(fn, repeats, warmup):
     return wall, cpu, faults
 
 
+def time_interleaved(fns, repeats, warmup, block):
+    """time_calls for several functions whose calls alternate in blocks of `block` (a, a, …, b, b, …, a, …),
+    so that a machine whose speed drifts (a shared VM) slows them alike: [(wall, cpu, faults)] per function."""
+    for fn in fns:
+        for _ in range(warmup):
+            fn()
+    walls, cpus, faults = [[] for _ in fns], [[] for _ in fns], [[] for _ in fns]
+    while len(walls[0]) < repeats:
+        n = min(block, repeats - len(walls[0]))
+        for k, fn in enumerate(fns):
+            wall, cpu, f = time_calls(fn, n, 0)
+            walls[k] += wall
+            cpus[k] += cpu
+            faults[k].append(None if f is None else f * n)
+    return [(w, c, None if None in f else sum(f) / repeats) for w, c, f in zip(walls, cpus, faults)]
+
+
 def quantiles(times):
     q = statistics.quantiles(times, n=4) if len(times) > 1 else [times[0]] * 3
     return {"median": statistics.median(times), "p25": q[0], "p75": q[2]}
@@ -139,23 +163,49 @@ def quantiles(times):
 
 @contextmanager
 def count_flops():
-    """Count 2·m·n·k per matrix product of xiref.layers.dense_forward / dense_backward while active."""
-    total = [0]
+    """Count 2·m·n·k per matrix product of xiref.layers.dense_forward / dense_backward while active.
+
+    Yields (total, products): total[0] the FLOPs; products counts each product by its operands' layout,
+    ("hW" | "hTdu" | "duWT", shape of the left operand, shape of the right one), for `gemm_floor_us`."""
+    total, products = [0], Counter()
     fwd, bwd = L.dense_forward, L.dense_backward
 
     def dense_forward(h, W, b):
         total[0] += 2 * h.shape[0] * W.shape[0] * W.shape[1]            # h W
+        products[("hW", h.shape, W.shape)] += 1
         return fwd(h, W, b)
 
     def dense_backward(du, h, W, need_dh=True, need_dW=True):
-        total[0] += (int(need_dh) + int(need_dW)) * 2 * du.shape[0] * W.shape[0] * W.shape[1]   # du Wᵀ, hᵀ du
+        # du W[rows]ᵀ (need_dh a slice of rows, or all rows) and hᵀ du
+        rows = len(range(W.shape[0])[need_dh]) if isinstance(need_dh, slice) else W.shape[0] * int(need_dh)
+        total[0] += (rows + W.shape[0] * int(need_dW)) * 2 * du.shape[0] * W.shape[1]
+        if rows:
+            products[("duWT", du.shape, (rows, W.shape[1]))] += 1
+        if need_dW:
+            products[("hTdu", h.shape, du.shape)] += 1
         return bwd(du, h, W, need_dh, need_dW)
 
     L.dense_forward, L.dense_backward = dense_forward, dense_backward
     try:
-        yield total
+        yield total, products
     finally:
         L.dense_forward, L.dense_backward = fwd, bwd
+
+
+def gemm_floor_us(products, dtype, rng, repeats=30):
+    """Σ count × median time (µs) of each matrix product of one update run alone, operands laid out as in
+    the update (hᵀ and Wᵀ transposed views): what the update would take if it did nothing but its GEMMs."""
+    floor = 0.0
+    for (kind, left, right), count in products.items():
+        a, b = rng.standard_normal(left).astype(dtype), rng.standard_normal(right).astype(dtype)
+        if kind == "hW":
+            fn = lambda a=a, b=b: a @ b                                     # noqa: E731
+        elif kind == "hTdu":
+            fn = lambda a=a, b=b: a.T @ b                                   # noqa: E731
+        else:
+            fn = lambda a=a, b=b: L._times_transpose(a, b)                  # noqa: E731
+        floor += count * statistics.median(time_calls(fn, repeats, 3)[0])
+    return floor * 1e6
 
 
 def gemm_rates(shapes, dtype, rng, seconds=0.3):
@@ -184,6 +234,8 @@ def main(argv=None):
     ap.add_argument("--prune-fraction", type=float, default=0.0, help="fraction of gated units removed first (xinet)")
     ap.add_argument("--repeats", type=int, default=100, help="timed updates (the median is reported)")
     ap.add_argument("--warmup", type=int, default=10, help="untimed updates first")
+    ap.add_argument("--block", type=int, default=10,
+                    help="with torch: xiref and torch updates alternate in blocks of this many")
     ap.add_argument("--seed", type=int, default=0, help="seed of the networks and the batch")
     ap.add_argument("--gemm-seconds", type=float, default=0.3, help="time spent per GEMM shape")
     ap.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
@@ -197,8 +249,8 @@ def main(argv=None):
         ap.error("--prune-fraction must lie in [0, 1)")
     if args.prune_fraction and args.method != "xinet":
         ap.error("--prune-fraction needs --method xinet (only gated units can be pruned)")
-    if min(args.repeats, args.batch, args.hidden, args.obs_dim, args.act_dim) < 1 or args.warmup < 0:
-        ap.error("--repeats, --batch, --hidden, --obs-dim, --act-dim must be positive, --warmup >= 0")
+    if min(args.repeats, args.batch, args.hidden, args.obs_dim, args.act_dim, args.block) < 1 or args.warmup < 0:
+        ap.error("--repeats, --batch, --hidden, --obs-dim, --act-dim, --block must be positive, --warmup >= 0")
 
     if not args.default_malloc:
         keep_freed_memory()                    # as `xiref train` does; torch's update runs in the same process
@@ -214,11 +266,25 @@ def main(argv=None):
         k[0] += 1
         xiref_update(agent, batches[k[0] % len(batches)], rng)
 
-    wall, cpu, faults = time_calls(one_update, args.repeats, args.warmup)
+    torch_dtype = np.dtype(args.torch_dtype or args.dtype)
+    upd = None if args.no_torch else torch_update(agent, args, torch_dtype, threads)   # a copy of this agent
+    torch_times = None
+    if upd is None:
+        wall, cpu, faults = time_calls(one_update, args.repeats, args.warmup)
+    else:
+        kt = [0]
+
+        def torch_one():
+            kt[0] += 1
+            upd(batches[kt[0] % len(batches)])
+        (wall, cpu, faults), (t_wall, t_cpu, torch_faults) = time_interleaved(
+            [one_update, torch_one], args.repeats, args.warmup, args.block)
+        torch_times, torch_cpu_us = quantiles(t_wall), statistics.median(t_cpu) * 1e6
     times, cpu_us = quantiles(wall), statistics.median(cpu) * 1e6
-    with count_flops() as flops:
+    with count_flops() as (flops, products):
         one_update()
     flops = flops[0]
+    floor_us = gemm_floor_us(products, dtype, rng)
     prune_us = statistics.median(time_calls(agent.prune, 20, 1)[0]) * 1e6   # nothing left to prune: its fixed cost
     if widths(agent) != before:
         sys.exit("bench_update: error: units were pruned while timing")
@@ -228,22 +294,12 @@ def main(argv=None):
                       args.gemm_seconds)
     peak = max(gemm.values())
 
-    torch_times = None
-    torch_dtype = np.dtype(args.torch_dtype or args.dtype)
-    upd = None if args.no_torch else torch_update(agent, args, torch_dtype, threads)
-    if upd is not None:
-        kt = [0]
-
-        def torch_one():
-            kt[0] += 1
-            upd(batches[kt[0] % len(batches)])
-        t_wall, t_cpu, torch_faults = time_calls(torch_one, args.repeats, args.warmup)
-        torch_times, torch_cpu_us = quantiles(t_wall), statistics.median(t_cpu) * 1e6
 
     us = times["median"] * 1e6
     res = {"method": args.method, "dtype": args.dtype, "us_per_update": round(us, 1),
            "flops_per_update": int(flops), "gflops": round(flops / us / 1e3, 3),
            "gemm_peak_gflops": round(peak, 3),
+           "gemm_floor_us": round(floor_us, 1),
            "torch_us_per_update": None if torch_times is None else round(torch_times["median"] * 1e6, 1),
            "torch_dtype": str(torch_dtype),
            "xiref_over_torch": None if torch_times is None else round(us / (torch_times["median"] * 1e6), 3),
@@ -270,7 +326,8 @@ def main(argv=None):
                              f"{args.repeats} updates after {args.warmup}; CPU time {cpu_us:.1f} µs)"),
             ("page faults / update", f"{res['page_faults_per_update']}  (malloc: {res['malloc']})"),
             ("GEMM FLOPs / update", f"{flops / 1e6:10.2f} MFLOP"),
-            ("xiref rate", f"{res['gflops']:10.2f} GFLOP/s  ({100 * res['gemm_fraction']:.1f} % of GEMM peak)")]
+            ("xiref rate", f"{res['gflops']:10.2f} GFLOP/s  ({100 * res['gemm_fraction']:.1f} % of GEMM peak)"),
+            ("GEMM floor", f"{floor_us:10.1f} µs  (its {sum(products.values())} products, each timed alone)")]
     rows += [(f"numpy GEMM {k}", f"{v:10.2f} GFLOP/s") for k, v in gemm.items()]
     if torch_times is None:
         rows.append(("torch update", "      n/a  (torch not importable or --no-torch)"))

@@ -12,7 +12,7 @@ import bench_update  # noqa: E402
 TINY = ["--hidden", "16", "--batch", "32", "--obs-dim", "5", "--act-dim", "2", "--ofe-layers", "2",
         "--ofe-units", "4", "--repeats", "3", "--warmup", "1", "--no-torch", "--gemm-seconds", "0.01"]
 KEYS = {"method", "dtype", "us_per_update", "flops_per_update", "gflops", "gemm_peak_gflops",
-        "torch_us_per_update", "prune_fraction"}
+        "torch_us_per_update", "prune_fraction", "gemm_floor_us"}
 
 
 def run(capsys, *flags):
@@ -31,12 +31,14 @@ def test_runs_and_reports(capsys, method, dtype):
 
 def test_sac_flops_by_hand(capsys):
     """One SAC update: target (actor + 2 target critics), 2 critic steps, actor step through both critics,
-    α's actor forward. Fa, Fc: one forward of actor / critic; dh of the first layer only where 'act' needs it."""
+    α's actor forward. Fa, Fc: one forward of actor / critic. In the actor step each example's gradient goes
+    back through the one critic its min picked (B rows in all), the first layer's dh only for 'act'."""
     B, O, A, H = 32, 5, 2, 16
     Fa = 2 * B * (O * H + H * H + H * 2 * A)
     Fc = 2 * B * ((O + A) * H + H * H + H)
     critics = 2 * (Fc + Fc + 2 * B * (H * H + H))                     # forward, dW, dh of layers 2-3
-    actor = Fa + 2 * Fc + 2 * Fc + Fa + 2 * B * (H * H + H * 2 * A)    # critics: forward and dh only
+    routed = 2 * B * (A * H + H * H + H)                               # critics' dh, each row through one
+    actor = Fa + 2 * Fc + routed + Fa + 2 * B * (H * H + H * 2 * A)     # critics: forward and dh only
     assert run(capsys, "--method", "sac")["flops_per_update"] == (Fa + 2 * Fc) + critics + actor + Fa
 
 
@@ -83,3 +85,30 @@ def test_bench_suite_targets_from_results():
     assert not bench_suite.targets(res)["prune_drop_target_met"]
     res["xinet_f32_prune0.5"], res["xinet_f32"] = r(60.0), r(80.0, 125.0)   # drops are against prune0.0's time
     assert bench_suite.targets(res)["prune_drop_target_met"]
+
+
+def test_time_interleaved_alternates_blocks():
+    """Calls alternate in blocks (a a b b a b for 3 repeats in blocks of 2), each function timed `repeats` times."""
+    calls = []
+    res = bench_update.time_interleaved([lambda: calls.append("a"), lambda: calls.append("b")], 3, 1, 2)
+    assert calls == ["a", "b", "a", "a", "b", "b", "a", "b"]
+    assert [len(wall) for wall, _, _ in res] == [3, 3] and [len(cpu) for _, cpu, _ in res] == [3, 3]
+
+
+@pytest.mark.parametrize("method", ["sac", "xinet"])
+def test_products_account_for_every_flop(method):
+    """count_flops' product list (what gemm_floor_us times) holds exactly the counted FLOPs: 2·m·k·n each."""
+    import numpy as np
+    args = bench_update.argparse.Namespace(method=method, obs_dim=5, act_dim=2, hidden=16, batch=32, ofe_layers=2,
+                                           ofe_units=4, seed=0)
+    agent = bench_update.make_agent(args, np.float64)
+    rng = np.random.default_rng(0)
+    batch = bench_update.make_batches(args, np.float64, rng, count=1)[0]
+    with bench_update.count_flops() as (total, products):
+        bench_update.xiref_update(agent, batch, rng)
+
+    def flops(kind, left, right):
+        m, k = (left[1], left[0]) if kind == "hTdu" else left
+        return 2 * m * k * (right[0] if kind == "duWT" else right[1])
+    assert total[0] > 0 and sum(c * flops(*key) for key, c in products.items()) == total[0]
+    assert bench_update.gemm_floor_us(products, np.float64, rng, repeats=2) > 0

@@ -155,6 +155,52 @@ def test_densenet_block_backward_matches_autograd(gated, bn, bn_train):
         check_network(specs, widths, params, inputs, gates, stats, bn_train, list(out), rng, kind)
 
 
+@pytest.mark.parametrize("bn_train", [True, False])
+def test_input_grads_for_named_sources_only(bn_train):
+    """input_grads as a set of names: d_inputs holds exactly those sources, each equal to autograd's; the
+    layers compute du Wᵀ only for the rows that multiply them (so a wrong row range shows here)."""
+    rng, wiring, params, stats, _, _ = random_network("all", f"named-{bn_train}")
+    specs = tuple(s for s in wiring.layers if s.name.startswith(("ofenet/a", "critic1/", "critic2/")))
+    widths = all_widths(wiring)
+    inputs = {src: rng.normal(size=(B, widths[src])) for src in free_sources(specs)}
+    assert {"obs", "ofenet/s1", "ofenet/s2", "act"} == set(inputs)
+    gates = make_gates(specs, "theta", rng)
+    read = ["critic1/out", "critic2/out", "critic2/h1"]
+    R = {name: rng.normal(size=(B, widths[name])) for name in read}
+    (_, full, _), want = loss_and_grads(specs, params, inputs, gates, stats, bn_train, read, R)
+    _, cache = Nw.forward(specs, params, inputs, gates, stats, bn_train, EPS_BN)
+    for wanted in ({"act"}, {"ofenet/s2", "act"}, {"obs"}, set()):
+        _, d_in, _ = Nw.backward(specs, params, gates, cache, R, bn_train, param_grads=False, input_grads=wanted)
+        assert set(d_in) == wanted
+        check_tree(f"inputs {sorted(wanted)}", d_in, {k: want["inputs"][k] for k in wanted})
+        check_tree(f"inputs {sorted(wanted)} vs all", d_in, {k: full[k] for k in wanted}, rtol=1e-13, atol=0)
+
+
+def test_runs_of_needed_sources():
+    assert Nw._runs([2, 3, 1, 4], [False, True, True, False]) == [(1, 3, slice(2, 6))]
+    assert Nw._runs([2, 3, 1, 4], [True, False, True, True]) == [(0, 1, slice(0, 2)), (2, 4, slice(5, 10))]
+    assert Nw._runs([2, 3], [False, False]) == []
+
+
+@pytest.mark.parametrize("net", ["critic1", "ofenet"])
+def test_cache_rows_backward_equals_rows_of_full_backward(net):
+    """An input-gradient pass over a subset of the examples (cache_rows) gives those rows of the full pass
+    (a critic; OFENet in inference-mode BN, whose x̂ is per example)."""
+    rng, wiring, params, stats, specs, inputs = random_network(net, f"rows-{net}")
+    gates = make_gates(specs, "theta", rng)
+    out = specs[-1].name
+    R = {out: rng.normal(size=(B, specs[-1].n_out))}
+    _, cache = Nw.forward(specs, params, inputs, gates, stats, False, EPS_BN)
+    _, full, _ = Nw.backward(specs, params, gates, cache, R, False, param_grads=False, gate_grads=False)
+    rows = np.array([0, 2, 3])
+    sub = Nw.cache_rows(specs, cache, rows)
+    _, part, _ = Nw.backward(specs, params, gates, sub, {out: R[out][rows]}, False,
+                             param_grads=False, gate_grads=False)
+    check_tree("rows of d_inputs", part, {k: v[rows] for k, v in full.items()}, rtol=1e-13, atol=0)
+    with pytest.raises(GradientMismatch):
+        check_tree("other rows", part, {k: v[rows + 1] for k, v in full.items()}, rtol=1e-13, atol=0)
+
+
 def test_theta_gates_equal_per_example_xi_column():
     """d_gates is per example: for θ gates it equals the ξ-gradient evaluated at ξ_i = θ for all i."""
     rng = np.random.default_rng(3)

@@ -31,7 +31,7 @@ from xiref import network as N
 from xiref import ofenet as OF
 from xiref import sac
 from xiref import xinet
-from xiref.agent import Agent, AgentConfig, actor_loss_fn, critic_loss_fn
+from xiref.agent import Agent, AgentConfig, actor_loss_fn, critic_loss_fn, critics_action_grad
 
 B = 8                     # even: the critic-2 shift below splits the batch exactly between the critics
 OBS, ACT, T = 5, 2, 4
@@ -281,8 +281,8 @@ def theta_of(agent, specs):
 def small_agent(rng, **kw):
     """The agent of the brief, with random θ ∈ (0,1] (some exactly 1), b, BN s, c, running statistics,
     target critics ≠ online critics and α ≠ 1."""
-    cfg = AgentConfig(ofenet=True, gated=True, hidden=(7, 6), ofe_layers=2, ofe_units=3, target_dim=T,
-                      init_alpha=0.6, **kw)
+    cfg = AgentConfig(**{**dict(ofenet=True, gated=True, hidden=(7, 6), ofe_layers=2, ofe_units=3, target_dim=T,
+                                init_alpha=0.6), **kw})
     agent = Agent(cfg, obs_dim=OBS, act_dim=ACT, log_scale=LOG_SCALE, rng=rng)
     for name, th in agent.theta.items():
         agent.theta[name] = np.where(rng.uniform(size=th.shape) < 0.25, 1.0, rng.uniform(0.2, 1.0, size=th.shape))
@@ -440,9 +440,12 @@ def critic_chain_d_act(agent, obs, act):
     f_actor = actor_inputs(agent, obs, act)
     q1, q2, (specs, allp, qcache) = agent.q_values({}, f_actor, act)
     _, _, d_q1, d_q2 = sac.actor_loss(np.zeros(B), q1, q2, agent.alpha)
+    got = critics_action_grad(agent, qcache, {"critic2": d_q2, "critic1": d_q1})
+    # the same through both critics over the whole batch, every input gradient (the routing's baseline)
     _, d_in, _ = N.backward(specs, allp, agent.gates("ofenet", "critic1", "critic2"), qcache,
                             {"critic1/out": d_q1[:, None], "critic2/out": d_q2[:, None]},
                             param_grads=False)
+    assert_close("d act, min's critic only vs both critics", got, d_in["act"], rtol=1e-12)
     z_o = ref_state_features(agent, agent.params, obs)
     want = autograd_grad(lambda a: -np.mean(np.minimum(*ref_critics(agent, agent.params, z_o, a)[:2])), act)
     # the same with z_oa's action-block units frozen: only the direct act → critic path
@@ -453,7 +456,7 @@ def critic_chain_d_act(agent, obs, act):
     def direct(a):
         out, _ = N.forward(specs_c, agent.params, {**z_o, **frozen, "act": a}, theta_of(agent, specs_c))
         return -np.mean(np.minimum(out["critic1/out"][:, 0], out["critic2/out"][:, 0]))
-    return d_in["act"], want, autograd_grad(direct, act), (q1, q2)
+    return got, want, autograd_grad(direct, act), (q1, q2)
 
 
 def test_critic_chain_gradient_wrt_action_flows_through_ofenet_action_block():
@@ -466,6 +469,37 @@ def test_critic_chain_gradient_wrt_action_flows_through_ofenet_action_block():
     assert np.max(np.abs(want - direct)) > 1e-2 * np.max(np.abs(want))
     with pytest.raises(GradientMismatch):
         assert_close("d act without the OFENet action block", direct, want)
+
+
+@pytest.mark.parametrize("ofenet", [True, False])
+def test_critics_action_grad_routes_each_example_through_the_min_critic(ofenet):
+    """critics_action_grad runs critic k's backward on the examples whose min is critic k: it equals
+    autograd's ∂/∂a of −(1/B) Σ_i min_k Q_k (with and without OFENet's action block in front), and
+    routing each example through the other critic must fail the same check (negative control)."""
+    rng = rng_for(f"route-{ofenet}")
+    agent = small_agent(rng, ofenet=ofenet, gated=ofenet)
+    obs, act, _, _, _ = random_batch(rng)
+    z_o = ref_state_features(agent, agent.params, obs) if ofenet else {"obs": obs}
+    f_actor = actor_inputs(agent, obs, act) if ofenet else {"obs": obs}
+    q1, q2, (_, _, qcache) = agent.q_values({}, f_actor, act)
+    agent.params["critic2/out"]["b"] = agent.params["critic2/out"]["b"] + np.median(q1 - q2)   # half each
+    q1, q2, (_, _, qcache) = agent.q_values({}, f_actor, act)
+    assert 0 < np.count_nonzero(q1 < q2) < B
+    _, _, d_q1, d_q2 = sac.actor_loss(np.zeros(B), q1, q2, agent.alpha)
+    got = critics_action_grad(agent, qcache, {"critic2": d_q2, "critic1": d_q1})
+
+    def mean_min_q(a):
+        if ofenet:
+            q1_, q2_, _ = ref_critics(agent, agent.params, z_o, a)
+        else:
+            acts, _ = N.forward(layers_of(agent, "critic1/", "critic2/"), agent.params, {"obs": obs, "act": a}, {})
+            q1_, q2_ = acts["critic1/out"][:, 0], acts["critic2/out"][:, 0]
+        return -np.mean(np.minimum(q1_, q2_))
+    want = autograd_grad(mean_min_q, act)
+    assert_close("d act (routed)", got, want)
+    swapped = critics_action_grad(agent, qcache, {"critic2": d_q1, "critic1": d_q2})
+    with pytest.raises(GradientMismatch):
+        assert_close("d act routed through the other critic", swapped, want)
 
 
 # ====================================================================== 4. critic chain, Eq. (11)

@@ -240,10 +240,38 @@ def actor_loss_fn(agent, f_actor, eps):
     """
     def loss_fn(acts):
         a, log_pi, cache = sac.tanh_gaussian(acts["actor/out"], eps, agent.log_scale)
-        q1, q2, (specs, allp, qcache) = agent.q_values({}, f_actor, a)
+        q1, q2, (_, _, qcache) = agent.q_values({}, f_actor, a)
         ell, d_lp, d_q1, d_q2 = sac.actor_loss(log_pi, q1, q2, agent.alpha)
-        _, d_in, _ = N.backward(specs, allp, agent.gates("ofenet", "critic1", "critic2"), qcache,
-                                {"critic1/out": d_q1[:, None], "critic2/out": d_q2[:, None]},
-                                param_grads=False, gate_grads=False)
-        return ell, {"actor/out": sac.tanh_gaussian_backward(d_in["act"], d_lp, cache)}
+        d_a = critics_action_grad(agent, qcache, {"critic2": d_q2, "critic1": d_q1})
+        return ell, {"actor/out": sac.tanh_gaussian_backward(d_a, d_lp, cache)}
     return loss_fn
+
+
+def critics_action_grad(agent, qcache, d_q):
+    """∂/∂a of Σ_k Σ_i d_q[k]_i Q_k(s_i, a_i) (B, A) through the critics and, with an OFENet, its action
+    block (Eq. 6), from the cache of `agent.q_values` (expected gates, inference BN; no weight gradients).
+
+    The min of Eq. (12) sends each example's gradient through one critic (d_q[k]_i = 0 for the other), so
+    critic k's backward runs on its own rows only — half the products of a backward of both critics over
+    the whole batch — and only for the sources that depend on a (act and the action block, not z_o). The
+    rows are put back together (each row comes from one critic, the other's would add 0) before the
+    action block, which both critics read. d_q: {critic: (B,)}, in the order the critics are chained back.
+    """
+    gates = agent.gates("ofenet", "critic1", "critic2")
+    front = OF.action_layers(agent.wiring) if agent.cfg.ofenet else ()
+    d_front = {}                                                     # source -> (B, w), rows of both critics
+    for k, dq in d_q.items():
+        rows = np.flatnonzero(dq)                                    # the examples whose min is critic k
+        specs = agent.specs(k)
+        _, d_in, _ = N.backward(specs, agent.params, gates, N.cache_rows(specs, qcache, rows),
+                                {k + "/out": dq[rows, None]}, param_grads=False, gate_grads=False,
+                                input_grads={"act"} | {s.name for s in front})
+        for src, g in d_in.items():
+            if src not in d_front:
+                d_front[src] = np.zeros((dq.shape[0], g.shape[1]), dtype=g.dtype)
+            d_front[src][rows] += g
+    if not front:
+        return d_front["act"]
+    _, d_in, _ = N.backward(front, agent.params, gates, qcache, d_front, param_grads=False, input_grads={"act"},
+                            gate_grads=False)
+    return d_in["act"]

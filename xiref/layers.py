@@ -19,10 +19,15 @@ def dense_forward(h, W, b):
 def dense_backward(du, h, W, need_dh=True, need_dW=True):
     """Given du = dL/du (B, n): returns (dh (B, n_in), dW (n_in, n), db (n,)).
 
-    need_dh / need_dW = False return None in that place and skip its matrix product.
+    need_dh / need_dW = False return None in that place and skip its matrix product. need_dh may also be
+    a slice of h's columns: dh is then only those columns, du W[rows]ᵀ (B, rows) — the input gradient of
+    a layer whose other inputs need none (the z_o part of a critic's input in the actor loss).
     """
     # \partial L/\partial W = h^T du,  \partial L/\partial b = \sum_i du_i,  \partial L/\partial h = du W^T
-    dh = _times_transpose(du, W) if need_dh else None
+    if isinstance(need_dh, slice):
+        dh = _times_transpose(du, W[need_dh])                          # (B, rows): W[rows] is a view
+    else:
+        dh = _times_transpose(du, W) if need_dh else None
     return dh, (h.T @ du if need_dW else None), (du.sum(axis=0) if need_dW else None)
 
 

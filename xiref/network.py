@@ -93,8 +93,10 @@ def backward(specs, params, gates, cache, d_acts, bn_train=False, param_grads=Tr
 
     d_acts: dict source -> dL/d(acts[source]) (B, w) for the outputs the loss reads (any layer's or input's).
     param_grads=False skips dW, db (and BN's ds, dc): for chaining through frozen networks (the actor loss
-    through the critics) only input gradients are needed. input_grads=False skips dL/dh of layers that read
-    only external sources (a network trained on fixed features needs no gradient w.r.t. them).
+    through the critics) only input gradients are needed. input_grads says which sources not produced by
+    `specs` need dL/d source: True all, False none (a network trained on fixed features), or a collection
+    of their names (the actor loss needs d/d act, not d/d z_o); a layer computes du Wᵀ only for the rows
+    of W that multiply sources needing it (the products it skips are exactly the ones nothing reads).
     gate_grads=False leaves d_gates empty (only the first-order estimator, Eq. 25, reads it).
     Returns (grads, d_inputs, d_gates):
       grads[layer]   = {'W', 'b'[, 's', 'c']}
@@ -108,7 +110,7 @@ def backward(specs, params, gates, cache, d_acts, bn_train=False, param_grads=Tr
         c, p = cache[spec.name], params[spec.name]
         dy = d.pop(spec.name, None)
         if dy is None:
-            dy = np.zeros_like(c["phi"])
+            dy = np.zeros_like(c["v"])
         if spec.gated:
             if gate_grads:
                 d_gates[spec.name] = dy * c["phi"]                     # ∂L/∂ξ_ij = dy_ij φ_ij
@@ -122,18 +124,39 @@ def backward(specs, params, gates, cache, d_acts, bn_train=False, param_grads=Tr
             du, g["s"], g["c"] = bwd(dv, p["s"], c["xhat"], c["inv_std"])
         else:
             du = dv
-        need_dh = input_grads or any(src in own for src in spec.inputs)
-        dh, dW, db = L.dense_backward(du, c["h"], p["W"], need_dh, param_grads)
         if param_grads:
-            g["W"], g["b"] = dW, db
+            _, g["W"], g["b"] = L.dense_backward(du, c["h"], p["W"], need_dh=False)
             grads[spec.name] = g
-        if not need_dh:
-            continue
-        pieces = [dh] if len(spec.inputs) == 1 else L.concat_backward(dh, c["widths"])
-        for src, piece in zip(spec.inputs, pieces):
-            d[src] = piece if src not in d else d[src] + piece
+        need = [src in own or (input_grads if isinstance(input_grads, bool) else src in input_grads)
+                for src in spec.inputs]
+        for first, stop, rows in _runs(c["widths"], need):    # each run of adjacent sources that need dL/dh
+            dh, _, _ = L.dense_backward(du, None, p["W"], True if all(need) else rows, need_dW=False)
+            pieces = [dh] if stop - first == 1 else L.concat_backward(dh, c["widths"][first:stop])
+            for src, piece in zip(spec.inputs[first:stop], pieces):
+                d[src] = piece if src not in d else d[src] + piece
     d_inputs = {k: v for k, v in d.items() if k not in own}
     return grads, d_inputs, d_gates
+
+
+def _runs(widths, need):
+    """Maximal runs of adjacent sources with need[k]: (first, stop, slice of their columns) each."""
+    runs, col = [], 0
+    for k, (w, nk) in enumerate(zip(widths, need)):
+        if nk and runs and runs[-1][1] == k:
+            runs[-1] = (runs[-1][0], k + 1, slice(runs[-1][2].start, col + w))
+        elif nk:
+            runs.append((k, k + 1, slice(col, col + w)))
+        col += w
+    return runs
+
+
+def cache_rows(specs, cache, rows):
+    """The part of `cache` that an input-gradient-only backward (param_grads=False, gate_grads=False, gates
+    θ (n,)) reads, restricted to the examples `rows`: each layer's v = BN(u) or u (B, n) -> (len(rows), n),
+    BN's x̂ likewise, and the per-unit and per-source entries as they are."""
+    per_row = ("v", "xhat")
+    return {s.name: {k: (a[rows] if k in per_row else a) for k, a in cache[s.name].items()
+                     if k in per_row or k in ("inv_std", "widths")} for s in specs}
 
 
 def update_running_stats(specs, stats, cache, momentum):
