@@ -176,6 +176,18 @@ def test_input_grads_for_named_sources_only(bn_train):
         check_tree(f"inputs {sorted(wanted)} vs all", d_in, {k: full[k] for k in wanted}, rtol=1e-13, atol=0)
 
 
+def test_joined_inputs_equal_concatenation_of_sources():
+    """forward joins a DenseNet layer's input from the previous join plus the new part: every layer's h is
+    bit for bit the concatenation of its sources (the whole agent, OFENet state and action blocks, critics)."""
+    rng, wiring, params, stats, specs, inputs = random_network("all", "joined")
+    acts, cache = Nw.forward(specs, params, inputs, make_gates(specs, "theta", rng), stats, False, EPS_BN)
+    grown = [s for s in specs if len(s.inputs) > 2]
+    assert len(grown) >= 4
+    for s in specs:
+        want = np.concatenate([acts[src] for src in s.inputs], axis=1)
+        assert cache[s.name]["h"].shape == want.shape and np.array_equal(cache[s.name]["h"], want), s.name
+
+
 def test_runs_of_needed_sources():
     assert Nw._runs([2, 3, 1, 4], [False, True, True, False]) == [(1, 3, slice(2, 6))]
     assert Nw._runs([2, 3, 1, 4], [True, False, True, True]) == [(0, 1, slice(0, 2)), (2, 4, slice(5, 10))]

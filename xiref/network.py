@@ -55,7 +55,7 @@ def forward(specs, params, inputs, gates, stats=None, bn_train=False, eps_bn=1e-
         else:
             parts = [acts[s] for s in spec.inputs]
             if spec.inputs not in joined:          # critics 1 and 2 read the same sources: join them once
-                joined[spec.inputs] = parts[0] if len(parts) == 1 else L.concat_forward(parts)   # (B, n_in)
+                joined[spec.inputs] = _join(spec.inputs, parts, joined)                          # (B, n_in)
             c = _pre_gate(spec, params[spec.name], joined[spec.inputs], [x.shape[1] for x in parts],
                           stats, bn_train, eps_bn)
         if spec.gated:
@@ -66,6 +66,18 @@ def forward(specs, params, inputs, gates, stats=None, bn_train=False, eps_bn=1e-
         acts[spec.name] = y
         cache[spec.name] = c
     return acts, cache
+
+
+def _join(inputs, parts, joined):
+    """[parts] along features. A DenseNet layer reads the sources of the layer before it plus that layer
+    (Eq. 5–6): the longest prefix of `inputs` already joined is copied as one block, and only the rest
+    appended — the same array as joining every part, with one copy of the prefix instead of one per part."""
+    if len(parts) == 1:
+        return parts[0]
+    for k in range(len(inputs) - 1, 1, -1):
+        if inputs[:k] in joined:
+            return L.concat_forward([joined[inputs[:k]]] + parts[k:])
+    return L.concat_forward(parts)
 
 
 def _pre_gate(spec, p, h, widths, stats, bn_train, eps_bn):
