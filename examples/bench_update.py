@@ -18,8 +18,9 @@ Reported numbers
                     from sharing caches and memory bandwidth with other processes).
   flops_per_update  2·m·n·k for every matrix product the update computes, counted by wrapping
                     xiref.layers.dense_forward (h W: 2·B·n_in·n) and dense_backward (du Wᵀ and hᵀ du, each
-                    2·B·n_in·n, when computed; du W[rows]ᵀ 2·B·rows·n; B the rows the product runs on) for one update (a layer whose forward the second 'pair' draw
-                    takes over from the first is not computed twice, so not counted twice). Element-wise
+                    2·B·n_in·n, when computed; du W[rows]ᵀ 2·B·rows·n; B the rows the product runs on)
+                    for one update (a layer whose forward the second 'pair' draw takes over from the first
+                    is not computed twice, so not counted twice). Element-wise
                     work (activations, BN, Adam, masks) and the vector-matrix products of the
                     score-function estimator (2·B·n) are not counted: the figure is the dense-layer GEMM
                     work, what a perfect BLAS would have to do.
@@ -293,7 +294,6 @@ def main(argv=None):
     gemm = gemm_rates([(args.batch, args.hidden, args.hidden), (args.batch, K, args.hidden)], dtype, rng,
                       args.gemm_seconds)
     peak = max(gemm.values())
-
 
     us = times["median"] * 1e6
     res = {"method": args.method, "dtype": args.dtype, "us_per_update": round(us, 1),
