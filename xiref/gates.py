@@ -7,7 +7,9 @@ import itertools
 
 import numpy as np
 
-BASELINES = ("none", "loo", "pair")
+BASELINES = ("none", "loo", "pair")          # score-function baselines of Eq. (23)
+# every θ-gradient estimator `xinet.gated_gradients(baseline=…)` accepts (docs/METHOD.md §5)
+ESTIMATORS = BASELINES + ("muprop", "muprop-loo", "flip")
 
 
 def theta_tilde(theta, eps_xi):
@@ -64,6 +66,44 @@ def first_order_grad(d_gates_per_example):
     Input: the per-example derivatives ∂ℓ_i/∂ξ_ij (B, n) (network.backward's d_gates of the *sum* of ℓ_i).
     """
     return np.mean(d_gates_per_example, axis=0)
+
+
+def flip_units(rng, batch, n):
+    """u_i ~ Uniform{0, …, n−1}: the one unit of each example whose gate the flip pass inverts.  Eq. (33)"""
+    return rng.integers(0, n, size=batch)
+
+
+def flip_mask(xi, u):
+    """ξ′ = ξ with ξ′_{i,u_i} = 1 − ξ_{i,u_i} (pure: a new array).   (B, n), (B,) -> (B, n)"""
+    return np.abs(xi - (np.arange(xi.shape[1]) == u[:, None]))
+
+
+def flip_grad(losses, losses_flip, xi, u, slope):
+    """Flip estimator with a Taylor control variate.   Eq. (33)–(34)
+
+    D_i = ℓ_i(ξ_i with u_i on) − ℓ_i(ξ_i with u_i off) = σ_i (ℓ_i(ξ_i) − ℓ_i(ξ′_i)), σ_i = 2ξ_{i,u_i} − 1;
+    ĝ_j = (1/B) Σ_i [c_ij + n 1[u_i = j] (D_i − c_{i,u_i})],  c_ij = slope_ij (any c that does not look at u).
+    losses, losses_flip (B,), xi (B, n), u (B,), slope (B, n) -> (n,).
+    """
+    B, n = xi.shape
+    rows = np.arange(B)
+    # D_i = σ_i (ℓ_i − ℓ′_i)                                             Eq. (33)
+    D = (2.0 * xi[rows, u] - 1.0) * (losses - losses_flip)
+    # (n/B) Σ_{i: u_i = j} (D_i − c_{i,u_i})  +  (1/B) Σ_i c_ij              Eq. (34)
+    correction = np.bincount(u, weights=D - slope[rows, u], minlength=n) * (n / B)
+    return np.mean(slope, axis=0) + correction
+
+
+def muprop_grad(losses, losses_mean, slope, xi, theta_t, residual_baseline="none"):
+    """MuProp (Gu et al. 2016): score function on the residual of a first-order expansion at ξ̄ = θ̃.  Eq. (35)
+
+    f̃_i(ξ) = ℓ_i(ξ̄) + Σ_k g_ik (ξ_ik − ξ̄_k);   ĝ_j = (1/B) Σ_i (ℓ_i(ξ_i) − f̃_i(ξ_i) − b_i) s_ij + (1/B) Σ_i g_ij.
+    losses (B,) at the sampled masks, losses_mean (B,) at ξ̄, slope g (B, n) at ξ̄ (must not depend on ξ),
+    xi (B, n), theta_t (n,); residual_baseline 'none' (b_i = 0) or 'loo' (Eq. 23 on the residuals).
+    """
+    # r_i = ℓ_i(ξ_i) − ℓ_i(ξ̄) − Σ_k g_ik (ξ_ik − ξ̄_k)
+    residual = losses - losses_mean - np.sum(slope * (xi - theta_t), axis=1)
+    return score_function_grad(residual, xi, theta_t, residual_baseline) + np.mean(slope, axis=0)
 
 
 # ------------------------------------------------------------------ exact oracle, Eq. (24)

@@ -1,5 +1,5 @@
-"""One XiNet update of one gated network: sampled gates, pathwise W-gradient, score-function θ-gradient,
-cost-matched regulariser (docs/METHOD.md §4, §5, Eq. 15–23).
+"""One XiNet update of one gated network: sampled gates, pathwise W-gradient, an unbiased θ-gradient,
+cost-matched regulariser (docs/METHOD.md §4, §5, Eq. 15–23, 33–36).
 
 The network's own per-example loss is supplied by the caller as `loss_fn(acts) -> (ell (B,), d_acts)`,
 where d_acts holds d[(1/B) Σ_i ℓ_i]/d(output) for the outputs the loss reads. The same machinery serves the
@@ -31,11 +31,11 @@ def _one_pass(specs, params, inputs, xi, loss_fn, stats, bn_train, eps_bn, reuse
 
 def gated_gradients(specs, params, inputs, theta, loss_fn, rng, baseline="pair", eps_xi=0.001,
                     stats=None, bn_train=False, eps_bn=1e-3):
-    """Pathwise ĝ_W (Eq. 20, loss part) and score-function ĝ_θ (Eq. 22–23) from sampled masks: unbiased
-    estimates of the gradients of the expected loss in F_n, Eq. (15).
+    """Pathwise ĝ_W (Eq. 20, loss part) and an unbiased θ-gradient ĝ_θ from sampled masks: the score function
+    with baseline none/loo/pair (Eq. 22–23), MuProp (Eq. 35) or the flip estimator (Eq. 33–34).
 
-    Returns (mean_loss, grads_W, g_theta, caches) where caches is a list of forward caches (one per mask
-    draw; two with the 'pair' baseline) so the caller can fold BN batch statistics into running averages.
+    Returns (mean_loss, grads_W, g_theta, caches) where caches is a list of forward caches whose first entry
+    is the sampled pass (the caller folds its BN batch statistics into the running averages).
     With 'pair' each draw is its own BN batch, so ℓ^(3−m) does not depend on ξ^(m): exactly unbiased.
     With 'loo' and BN the batch statistics couple examples: b_i depends on ξ_i at O(1/B) (docs/METHOD.md).
     """
@@ -43,6 +43,8 @@ def gated_gradients(specs, params, inputs, theta, loss_fn, rng, baseline="pair",
     if not gated:                       # ungated network: plain backprop, one pass
         ell, grads, cache = _one_pass(specs, params, inputs, {}, loss_fn, stats, bn_train, eps_bn)
         return float(np.mean(ell)), grads, {}, [cache]
+    if baseline == "flip":
+        return _flip(specs, gated, params, inputs, theta, loss_fn, rng, eps_xi, stats, bn_train, eps_bn)
     theta_t = {s.name: G.theta_tilde(theta[s.name], eps_xi) for s in gated}
     batch = next(iter(inputs.values())).shape[0]
     xi1 = sample_gates(specs, theta, rng, batch, eps_xi)
@@ -55,8 +57,65 @@ def gated_gradients(specs, params, inputs, theta, loss_fn, rng, baseline="pair",
         grads = {k: {n: 0.5 * (g + grads2[k][n]) for n, g in gk.items()} for k, gk in grads.items()}
         g_theta = {s.name: G.pair_grad(ell1, ell2, xi1[s.name], xi2[s.name], theta_t[s.name]) for s in gated}
         return 0.5 * float(np.mean(ell1) + np.mean(ell2)), grads, g_theta, [cache1, cache2]
+    if baseline in ("muprop", "muprop-loo"):
+        # one pass at the mean gates ξ̄ = θ̃ (no ξ is looked at): ℓ_i(ξ̄) and the slope g_ik = ∂ℓ_i/∂ξ_ik there
+        acts_m, cache_m = N.forward(specs, params, inputs, theta_t, stats, bn_train, eps_bn, cache1)
+        ell_m, d_m = loss_fn(acts_m)
+        _, _, d_gates = N.backward(specs, params, theta_t, cache_m, d_m, bn_train, param_grads=False,
+                                   input_grads=False)
+        g = G.muprop_grad(ell1, ell_m, batch * _join_units(d_gates, gated), _join_units(xi1, gated),
+                          _join_units(theta_t, gated), "loo" if baseline == "muprop-loo" else "none")
+        return float(np.mean(ell1)), grads, _split_units(g, gated, theta), [cache1, cache_m]
     g_theta = {s.name: G.score_function_grad(ell1, xi1[s.name], theta_t[s.name], baseline) for s in gated}
     return float(np.mean(ell1)), grads, g_theta, [cache1]
+
+
+def _flip(specs, gated, params, inputs, theta, loss_fn, rng, eps_xi, stats, bn_train, eps_bn):
+    """The flip estimator (Eq. 33–34): one sampled forward/backward, then one forward in which each example's
+    gate u_i is inverted, at the sampled pass's BN statistics; the Taylor control variate c_ij = ∂ℓ_i/∂ξ_ij is
+    read off the sampled pass (at those statistics held fixed)."""
+    batch = next(iter(inputs.values())).shape[0]
+    xi = sample_gates(specs, theta, rng, batch, eps_xi)
+    acts, cache = N.forward(specs, params, inputs, xi, stats, bn_train, eps_bn)
+    ell, d_acts = loss_fn(acts)
+    batch_bn = bn_train and any(s.bn for s in specs)
+    grads, _, d_gates = N.backward(specs, params, xi, cache, d_acts, bn_train, input_grads=False,
+                                   gate_grads=not batch_bn)
+    if batch_bn:
+        # the statistics μ, v of the sampled batch held fixed (BN's inference-mode backward)   Eq. (36)
+        stats = {s.name: {"mean": cache[s.name]["mu"], "var": cache[s.name]["var"]} for s in specs if s.bn}
+        _, _, d_gates = N.backward(specs, params, xi, cache, d_acts, False, param_grads=False, input_grads=False)
+    xi_all = _join_units(xi, gated)                                                        # (B, n)
+    n = xi_all.shape[1]
+    if n == 0:
+        return float(np.mean(ell)), grads, {s.name: theta[s.name].copy() for s in gated}, [cache]
+    u = G.flip_units(rng, batch, n)
+    acts_f, _ = N.forward(specs, params, inputs, _split_units(G.flip_mask(xi_all, u), gated, theta), stats,
+                          False if batch_bn else bn_train, eps_bn, cache)
+    ell_f = loss_value(loss_fn, acts_f)
+    g = G.flip_grad(ell, ell_f, xi_all, u, batch * _join_units(d_gates, gated))
+    return float(np.mean(ell)), grads, _split_units(g, gated, theta), [cache]
+
+
+def loss_value(loss_fn, acts):
+    """ℓ (B,) alone: a loss_fn may offer `loss_fn.value(acts)` that skips its gradient (the actor's, Eq. 12)."""
+    value = getattr(loss_fn, "value", None)
+    return value(acts) if value is not None else loss_fn(acts)[0]
+
+
+def _join_units(per_layer, gated):
+    """{layer: (…, n_layer)} -> (…, n): every gated unit of a network in one vector, in layer order."""
+    return np.concatenate([per_layer[s.name] for s in gated], axis=-1)
+
+
+def _split_units(v, gated, theta):
+    """(…, n) -> {layer: (…, n_layer)}, the inverse of _join_units (widths = current lengths of θ)."""
+    out, start = {}, 0
+    for s in gated:
+        width = len(theta[s.name])
+        out[s.name] = v[..., start:start + width]
+        start += width
+    return out
 
 
 def price(beta, loss_scale, cost_initial):
