@@ -9,7 +9,8 @@ sys.path.insert(0, os.path.dirname(__file__))
 @pytest.fixture(scope="session")
 def xinet_dir(tmp_path_factory):
     """A tiny finished xinet run with a checkpoint at step 400, shared read-only by the tests of the
-    checkpoint diagnostics (examples/gate_bias.py, ofenet_drift.py, theta_walk.py): trained once per session."""
+    checkpoint diagnostics (examples/experiments/gate_bias.py, ofenet_drift.py, theta_walk.py): trained once
+    per pytest session."""
     from test_train import QUICK, quiet, tiny_config
     from xiref import train as T
     out = tmp_path_factory.mktemp("tiny-xinet")

@@ -1,4 +1,4 @@
-"""examples/bench_update.py on tiny networks: it runs for every method, its last line is the JSON record, the
+"""examples/benchmarks/bench_update.py on tiny networks: it runs for every method, its last line is the JSON record, the
 FLOP count of plain SAC equals the count by hand, and pruning shrinks the timed networks."""
 import json
 import os
@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "examples"))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "examples", "benchmarks"))
 import bench_update  # noqa: E402
 
 TINY = ["--hidden", "16", "--batch", "32", "--obs-dim", "5", "--act-dim", "2", "--ofe-layers", "2",
@@ -67,7 +67,7 @@ def test_torch_comparison_runs_when_torch_is_installed(capsys, method):
 
 
 def test_bench_suite_targets_from_results():
-    """examples/bench_suite.py: the ratios and the prune-drop verdict follow from the results."""
+    """examples/benchmarks/bench_suite.py: the ratios and the prune-drop verdict follow from the results."""
     import bench_suite
 
     def r(us, torch=None, gemm=0.6):

@@ -1,4 +1,4 @@
-"""examples/campaign.py: the command each grid cell runs (method, variant flags, resume / overwrite, ofe-small's
+"""examples/experiments/campaign.py: the command each grid cell runs (method, variant flags, resume / overwrite, ofe-small's
 widths), checked without training anything."""
 import json
 import os
@@ -8,7 +8,7 @@ import types
 
 import pytest
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "examples"))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "examples", "experiments"))
 import campaign  # noqa: E402
 
 
@@ -133,10 +133,10 @@ NOT_KNOBS = {"out", "widths_from", "steps", "eval_every", "eval_episodes", "log_
 
 def committed_gated_runs():
     """(env, cell, seed, config) of every committed gated run under examples/results/<env>/<cell>/seed<k>/ (the
-    run directories examples/summarize.py finds)."""
+    run directories examples/experiments/summarize.py finds)."""
     from summarize import find_runs
     out = []
-    for env, cells in find_runs(campaign.ROOT).items():
+    for env, cells in find_runs(campaign.RESULTS).items():
         for cell, run_dirs in cells.items():
             for d in run_dirs:
                 path = os.path.join(d, "config.json")
@@ -149,7 +149,7 @@ def committed_gated_runs():
 
 
 def test_every_committed_gated_run_is_what_its_cell_runs_today():
-    """A changed default must not silently relabel committed runs (session 13: the critics' η_θ 0.002 → 0.0005
+    """A changed default must not silently relabel committed runs (commit e792b3d: the critics' η_θ 0.002 → 0.0005
     moved the old `xinet` runs to `xinet-critic-eta0.002` and pinned 0.002 in the older variants): the knobs in
     each run's config.json equal what campaign.py's command for its directory would set now."""
     from xiref.cli import build_parser
@@ -185,6 +185,33 @@ def test_a_failed_run_makes_the_campaign_fail_and_names_its_log(root, fake_runs,
     with pytest.raises(SystemExit, match=r"1 run\(s\) failed: .*Hopper-v5/sac/seed0/stdout.log"):
         campaign.main(["--envs", "Hopper-v5", "--methods", "sac", "--seeds", "0", "--jobs", "1"])
     assert len(fake_runs) == 1
+
+
+def test_root_flag_sets_where_the_runs_go(root, fake_runs, monkeypatch, tmp_path_factory):
+    monkeypatch.setattr(campaign.time, "sleep", lambda s: None)
+    other = tmp_path_factory.mktemp("other")
+    campaign.main(["--envs", "Hopper-v5", "--methods", "sac", "--seeds", "0", "--jobs", "1", "--root", str(other)])
+    assert flag(fake_runs[0], "--out") == str(other / "Hopper-v5" / "sac" / "seed0")
+    assert (other / "Hopper-v5" / "sac" / "seed0").is_dir() and list(root.iterdir()) == []
+
+
+def test_default_root_is_a_fresh_runs_campaign_not_the_committed_results(fake_runs, monkeypatch, tmp_path):
+    """Without --root a fresh clone's reproduce command trains: the committed runs (all finished) are not its grid."""
+    monkeypatch.setattr(campaign, "ROOT", campaign.DEFAULT_ROOT)
+    monkeypatch.setattr(campaign.time, "sleep", lambda s: None)
+    monkeypatch.chdir(tmp_path)
+    committed = os.path.join(campaign.RESULTS, "Hopper-v5", "sac", "seed0", "summary.json")
+    assert os.path.exists(committed)                       # finished there, so --root examples/results would skip it
+    campaign.main(["--envs", "Hopper-v5", "--methods", "sac", "--seeds", "0", "--jobs", "1"])
+    assert flag(fake_runs[0], "--out") == str(tmp_path / "runs" / "campaign" / "Hopper-v5" / "sac" / "seed0")
+
+
+def test_committed_root_skips_finished_runs(fake_runs, monkeypatch):
+    """Negative control of the test above: pointed at the committed results, the same grid starts nothing."""
+    monkeypatch.setattr(campaign, "ROOT", campaign.DEFAULT_ROOT)
+    monkeypatch.setattr(campaign.time, "sleep", lambda s: None)
+    campaign.main(["--envs", "Hopper-v5", "--methods", "sac", "--seeds", "0", "--jobs", "1", "--root", campaign.RESULTS])
+    assert fake_runs == []
 
 
 def test_a_cell_named_twice_runs_once(root, fake_runs, monkeypatch):

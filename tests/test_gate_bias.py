@@ -1,4 +1,4 @@
-"""examples/gate_bias.py: the expected-gate vs sampled-gate critic comparison.
+"""examples/experiments/gate_bias.py: the expected-gate vs sampled-gate critic comparison.
 
 The sampling floor alone makes them differ: with every θ = 1 a mask still drops each unit with probability
 ε_ξ (Eq. 4), so the sampled critic's mean differs from the expected-gate critic's; with ε_ξ → 0 the masks
@@ -14,7 +14,7 @@ import pytest
 from test_train import QUICK, quiet, tiny_config
 from xiref import train as T
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "examples"))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "examples", "experiments"))
 import gate_bias  # noqa: E402
 
 

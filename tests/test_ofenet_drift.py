@@ -1,4 +1,4 @@
-"""examples/ofenet_drift.py and examples/theta_walk.py: what moves a network's θ, on a real (tiny) checkpoint.
+"""examples/experiments/ofenet_drift.py and examples/experiments/theta_walk.py: what moves a network's θ, on a real (tiny) checkpoint.
 
 A unit whose output no layer reads (its rows zeroed in every consumer) cannot change the auxiliary loss:
 switching it on or off for the whole batch (C), or setting its expected gate to 0 (E), must give exactly 0 —
@@ -14,7 +14,7 @@ import sys
 import numpy as np
 import pytest
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "examples"))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "examples", "experiments"))
 import ofenet_drift  # noqa: E402
 import theta_walk  # noqa: E402
 from gate_bias import load_run  # noqa: E402

@@ -1,4 +1,4 @@
-"""examples/summarize.py on synthetic run directories: the claim verdicts on both sides of the 50 % / 95 %
+"""examples/experiments/summarize.py on synthetic run directories: the claim verdicts on both sides of the 50 % / 95 %
 thresholds and of xinet = ofe-small, "not yet measured" when a method has no finished seed, the warnings, the
 table numbers, the alive-unit curves, and the files (summary.md and the PNGs) a run of the script writes."""
 import csv
@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "examples"))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "examples", "experiments"))
 import claims  # noqa: E402
 import summarize  # noqa: E402
 from xiref.train import read_csv  # noqa: E402

@@ -1,6 +1,7 @@
-"""The README "Performance" measurements in one command: bench_update.py over the speed issue's settings.
+"""The README "Performance" measurements in one command: bench_update.py at the settings of the
+performance targets (sac float32 ≤ 0.6 × PyTorch, float64 ≤ 1.0 ×, ≥ 50 % of the GEMM rate, pruning ≥ 0.8·p).
 
-    OPENBLAS_NUM_THREADS=1 python examples/bench_suite.py --out examples/results/bench_update.json
+    OPENBLAS_NUM_THREADS=1 python examples/benchmarks/bench_suite.py --out examples/results/bench_update.json
 
 Runs, in this process and one after the other (Hopper dims 11/3, 256×256, batch 256, OFENet 6×40):
   sac   float32 with glibc's allocator defaults (page faults on every update; xiref/allocator.py)
@@ -36,7 +37,7 @@ PRUNE_CASES = [(f"xinet_f32_prune{p}", ["--method", "xinet", "--dtype", "float32
 
 
 def targets(res):
-    """The speed issue's ratios from the results (None where torch was not importable)."""
+    """The performance targets' ratios from the results (None where torch was not importable)."""
     def ratio(key):
         r = res[key]
         return None if r["torch_us_per_update"] is None else round(r["us_per_update"] / r["torch_us_per_update"], 3)

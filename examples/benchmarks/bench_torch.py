@@ -1,4 +1,4 @@
-"""The update of examples/bench_update.py written in PyTorch (CPU), for the speed comparison only.
+"""The update of examples/benchmarks/bench_update.py written in PyTorch (CPU), for the speed comparison only.
 
 Optional, benchmark-only import: xiref itself never imports torch. The function mirrors `xiref_update` in
 bench_update.py on the same agent's wiring and widths (after pruning too): twin critics + target critics +

@@ -1,7 +1,7 @@
 """Wall time of one full agent update, against the machine's GEMM rate and (optionally) PyTorch-CPU.
 
-    OPENBLAS_NUM_THREADS=1 python examples/bench_update.py --method xinet --dtype float32
-    OPENBLAS_NUM_THREADS=1 python examples/bench_update.py --method xinet --prune-fraction 0.5
+    OPENBLAS_NUM_THREADS=1 python examples/benchmarks/bench_update.py --method xinet --dtype float32
+    OPENBLAS_NUM_THREADS=1 python examples/benchmarks/bench_update.py --method xinet --prune-fraction 0.5
 
 One update is what the training loop does per environment step after warm-up (xiref/train.py,
 `Run.updates`): `agent.update_ofenet` (ofe, xinet) followed by `agent.update_sac`, with `update_theta=True`
@@ -33,11 +33,11 @@ Reported numbers
                     timed in the same run: (B×H)@(H×H) and (B×K)@(K×H) with K = O + 2·L·u + A (the critic
                     input with OFENet, 494 for Hopper's 11 + 2·6·40 + 3). gflops / gemm_peak_gflops is the
                     fraction of the update spent doing useful GEMM work at that rate.
-  torch_us_per_update  the same update written in PyTorch (examples/bench_torch.py: same wiring and
+  torch_us_per_update  the same update written in PyTorch (examples/benchmarks/bench_torch.py: same wiring and
                     widths — after pruning too —, twin critics + target critics + actor + α, the same losses, the same number of
                     forward/backward passes — two per gated network for the 'pair' baseline — and Adam),
                     autograd for the gradients, in --torch-dtype (default: --dtype; `--dtype float64
-                    --torch-dtype float32` is the speed issue's comparison); torch.set_num_threads equal to
+                    --torch-dtype float32` is the README's comparison); torch.set_num_threads equal to
                     the BLAS threads of numpy. null when torch is not importable or with --no-torch.
                     The two are timed in alternating blocks of --block updates (xiref, torch, xiref, …),
                     so that drift in the machine's speed over the run moves both alike.
@@ -142,7 +142,7 @@ def time_calls(fn, repeats, warmup):
 
 def time_interleaved(fns, repeats, warmup, block):
     """time_calls for several functions whose calls alternate in blocks of `block` (a, a, …, b, b, …, a, …),
-    so that a machine whose speed drifts (a shared VM) slows them alike: [(wall, cpu, faults)] per function."""
+    so that a machine whose speed drifts (a virtual machine shared with other jobs) slows them alike: [(wall, cpu, faults)] per function."""
     for fn in fns:
         for _ in range(warmup):
             fn()
@@ -242,7 +242,7 @@ def main(argv=None):
     ap.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
     ap.add_argument("--torch-dtype", choices=("float64", "float32"), default=None,
                     help="dtype of the PyTorch update (None: --dtype); float64 xiref vs float32 torch is "
-                         "the comparison of the speed issue")
+                         "the README's comparison")
     ap.add_argument("--default-malloc", action="store_true",
                     help="keep glibc's allocator defaults (xiref/allocator.py: page faults on every update)")
     args = ap.parse_args(argv)

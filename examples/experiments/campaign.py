@@ -1,16 +1,18 @@
-"""Run a grid of training runs, resumable piecewise across sessions.
+"""Run a grid of training runs; a grid stopped part-way continues where it stopped when started again.
 
-Each run is a directory examples/results/<env>/<method>/seed<k>/. A run with summary.json is skipped; a
-run with a checkpoint is resumed (`--resume`); anything else starts fresh. Runs go to worker processes,
-one BLAS thread each, so `--jobs 2` fills a 2-core laptop. A run another process is writing (its
-run.lock names a live process, xiref/runlock.py) is skipped, so two launchers can share a grid. `ofe-small` runs take their widths from the
-finished `xinet` run of the same env and seed (an ofe-small variant from the xinet variant its VARIANTS entry names): they wait while it is being trained (here or by another
-launcher) and are reported missing when no process is training it.
+Each run is a directory <root>/<env>/<method>/seed<k>/ (--root, default runs/campaign under the current
+directory). A run with summary.json is skipped; a run with a checkpoint is resumed (`--resume`); anything else
+starts fresh. Runs go to worker processes, one BLAS thread each, so `--jobs 2` fills a 2-core laptop. A run
+another process is writing (its run.lock names a live process, xiref/runlock.py) is skipped, so two launchers
+can share a grid. `ofe-small` runs take their widths from the finished `xinet` run of the same env and seed (an
+ofe-small variant from the xinet variant its VARIANTS entry names): they wait while it is being trained (here or
+by another launcher) and are reported missing when no process is training it.
 
-    python examples/campaign.py --envs Hopper-v5 --methods sac,ofe --seeds 0,1,2 --steps 100000 --jobs 2
+    python examples/experiments/campaign.py --envs Hopper-v5 --methods sac,ofe --seeds 0,1,2 --root runs/hopper
 
-Besides the four methods, the grid accepts the variants in VARIANTS (a directory name standing for a method
-plus fixed flags), e.g. `xinet-ofenet-only`, measured in docs/METHOD.md ("The sampling floor …").
+The committed runs of docs/RESULTS.md are examples/results/<env>/<method>/seed<k>/, made by this script with
+--root examples/results. Besides the four methods, the grid accepts the variants in VARIANTS (a directory name
+standing for a method plus fixed flags), e.g. `xinet-ofenet-only`, measured in docs/EXPERIMENTS.md.
 Extra flags after `--` go to every `xiref train` call (e.g. `-- --eval-episodes 10`).
 Expected runtime: Hopper-v5, float32, 100k steps: sac ≈ 20 min, ofe ≈ 45 min per run on one core.
 """
@@ -20,18 +22,23 @@ import subprocess
 import sys
 import time
 
-from xiref.config import DTYPES, METHODS  # the grid's methods; VARIANTS below add more directory names
-from xiref.envs import UserError, check_env_id
-from xiref.runlock import holder
-from xiref.runstate import checkpoint_path
+REPO = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+sys.path.insert(0, REPO)       # xiref from this checkout, installed or not
+from xiref.config import DTYPES, METHODS  # noqa: E402  the grid's methods; VARIANTS below add more directory names
+from xiref.envs import UserError, check_env_id  # noqa: E402
+from xiref.runlock import holder  # noqa: E402
+from xiref.runstate import checkpoint_path  # noqa: E402
 
-ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
-# the critics' θ step every variant below that names no other was run at: the default until session 13, when it
-# became 0.0005 (docs/METHOD.md, "How fast the critics' θ leave 1"); pinned so a re-run reproduces the committed one
+RESULTS = os.path.join(REPO, "examples", "results")   # the committed runs (docs/RESULTS.md)
+DEFAULT_ROOT = os.path.join("runs", "campaign")          # relative to the current directory
+ROOT = DEFAULT_ROOT                                      # where runs go; --root sets it
+# the critics' θ step every variant below that names no other was run at: the default until commit e792b3d
+# (2026-11-22), when it became 0.0005 (docs/EXPERIMENTS.md, "The critics' θ step"); pinned so that a re-run
+# reproduces the committed one
 CRITIC_ETA_0002 = ["--eta-theta-critic", "0.002"]
 # directory name -> (xiref method, its fixed flags[, for an ofe-small variant: the xinet variant giving its widths])
 VARIANTS = {
-    # the former defaults (critics' η_θ = 0.002): the `xinet` and `ofe-small` runs before session 13, moved here
+    # the critics' θ step at 0.002, the default before e792b3d (2026-11-22): `xinet` and its `ofe-small`
     "xinet-critic-eta0.002": ("xinet", CRITIC_ETA_0002),
     "ofe-small-critic-eta0.002": ("ofe-small", [], "xinet-critic-eta0.002"),
     # every net gated, but the actor's and critics' θ never step within 1M steps: XiNet prunes OFENet alone
@@ -45,7 +52,7 @@ VARIANTS = {
     # between the default 0.05 and 0.01: 0.01 kept ofe's return but removed only 39 % of OFENet by 100k steps
     "xinet-ofe-eta0.02": ("xinet", ["--eta-theta-ofenet", "0.02"] + CRITIC_ETA_0002),
     # OFENet's sampling floor 0.001 → 0.01: at θ̃ = 1 − ε_ξ a unit's θ-gradient arrives in rare kicks of size
-    # ≈ 1/ε_ξ, and the upward ones are lost at the wall θ = 1 (examples/theta_walk.py, docs/METHOD.md)
+    # ≈ 1/ε_ξ, and the upward ones are lost at the wall θ = 1 (examples/experiments/theta_walk.py, docs/EXPERIMENTS.md)
     "xinet-ofe-eps0.01": ("xinet", ["--eps-xi-ofenet", "0.01"] + CRITIC_ETA_0002),
     # floor 0.01 and a θ step 0.02 for OFENet: on HalfCheetah the floor alone kept 94.0 % of ofe's return with
     # 83.6 % removed, η_θ = 0.01 alone 102.6 % with 39.4 % — the two noise-quieting knobs together
@@ -53,22 +60,22 @@ VARIANTS = {
                                   + CRITIC_ETA_0002),
     # HalfCheetah's claim-1 variant plus the critics' fourfold smaller θ step that raised Hopper's return on every
     # seed (603 ± 96 → 1150 ± 252): the two measured fixes together, for Hopper, where the critics' limbo costs.
-    # Hopper, seeds 0–2 (sessions 14–15): 1067, 653, 1017 = 912 ± 185, below the default's 1150 ± 252
+    # Hopper, seeds 0–2 (2a52179): 1067, 653, 1017 = 912 ± 185, below the default's 1150 ± 252
     "xinet-ofe-eps0.01-eta0.02-critic-eta0.0005": ("xinet", ["--eps-xi-ofenet", "0.01", "--eta-theta-ofenet", "0.02",
                                                            "--eta-theta-critic", "0.0005"]),
     # OFENet's θ step cut fivefold at today's critics' default (pinned): on HalfCheetah η_θ = 0.01 kept 102.6 % of
     # ofe's return with 39 % removed; Hopper prunes far harder at equal settings (97.6 % removed with floor 0.01 and
     # η_θ 0.02), so here the slower step may remove ≥ 50 % and still keep the return (claim 1).
-    # Hopper, seeds 0–2 (session 17): 699, 385, 540 = 541 ± 128 with 96.4 % removed — the collapse, stretched
+    # Hopper, seeds 0–2 (0248bbf): 699, 385, 540 = 541 ± 128 with 96.4 % removed — the collapse, stretched
     "xinet-ofe-eta0.01-critic-eta0.0005": ("xinet", ["--eta-theta-ofenet", "0.01", "--eta-theta-critic", "0.0005"]),
     # both: the lowest OFENet pruning pressure of the grid
     "xinet-ofe-beta0.1-eta0.01": ("xinet", ["--beta-ofenet", "0.1", "--eta-theta-ofenet", "0.01"] + CRITIC_ETA_0002),
-    # warm-up (issue 5's list), at the defaults: OFENet's θ frozen 30k steps longer — on HalfCheetah its θ-steps
+    # a θ warm-up, at the defaults: OFENet's θ frozen 30k steps longer — on HalfCheetah its θ-steps
     # (from 5k) leave 14–26k of 125k parameters by 40k; delayed, by 100k they have run ≈ 65k steps instead of 95k.
-    # Seed 0 (session 14): HalfCheetah 6595 vs the default's 7376, Hopper 694 vs 793 — the collapse comes later
+    # Seed 0 (df091f8): HalfCheetah 6595 vs the default's 7376, Hopper 694 vs 793 — the collapse comes later
     "xinet-ofe-delay30000": ("xinet", ["--theta-delay-ofenet", "30000"]),
     # the SAC nets' θ frozen for 30k steps after learning starts instead of 5k (Hopper's critics' limbo).
-    # Hopper, seeds 0–2 (sessions 14–15): 1096, 499, 943 vs the default's 793, 1332, 1324; the critics' θ at 100k as
+    # Hopper, seeds 0–2 (1a5dd6c): 1096, 499, 943 vs the default's 793, 1332, 1324; the critics' θ at 100k as
     # the default's (the limbo comes later)
     "xinet-sac-delay30000": ("xinet", ["--theta-delay-sac", "30000"]),
     # claim 2 against a xinet variant: an ungated OFENet at the widths that variant's run of the same seed ended with
@@ -85,7 +92,7 @@ WIDTHS_FROM = {"ofe-small": "xinet", **{name: v[2] for name, v in VARIANTS.items
 
 
 def run_dir(env, method, seed):
-    return os.path.join(ROOT, env, method, f"seed{seed}")
+    return os.path.abspath(os.path.join(ROOT, env, method, f"seed{seed}"))
 
 
 def command(env, method, seed, steps, dtype, extra):
@@ -109,6 +116,7 @@ def xinet_in_progress(cell):
 
 
 def main(argv=None):
+    global ROOT
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     ap.add_argument("--envs", default="Hopper-v5", help="comma-separated gymnasium ids")
@@ -118,13 +126,18 @@ def main(argv=None):
     ap.add_argument("--steps", type=int, default=100_000, help="environment steps per run")
     ap.add_argument("--dtype", default="float32", help="float32 or float64")
     ap.add_argument("--jobs", type=int, default=2, help="runs at a time (one core each; OPENBLAS_NUM_THREADS=1)")
+    ap.add_argument("--root", default=ROOT,
+                    help="directory of the grid, <root>/<env>/<method>/seed<k>/, relative to the current directory "
+                         "(the committed runs are examples/results)")
     ap.add_argument("extra", nargs="*", help="flags passed to every run (after --)")
     args = ap.parse_args(argv)
+    ROOT = args.root
     envs, methods, seeds = parse_grid(args)
     todo = [(e, m, s) for e in envs for m in methods for s in seeds]
     todo = [t for t in todo if not os.path.exists(os.path.join(run_dir(*t), "summary.json"))]
     running, failed = {}, []
-    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
+               PYTHONPATH=os.pathsep.join([REPO] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
     while todo or running:
         for key, proc in list(running.items()):
             if proc.poll() is not None:
@@ -169,7 +182,7 @@ def parse_grid(args):
     unknown = [m for m in methods if m not in known]
     if unknown:
         fail(f"unknown method(s) {', '.join(unknown)}; known: {', '.join(METHODS)} and the VARIANTS of "
-             "examples/campaign.py")
+             "examples/experiments/campaign.py")
     if not all(s.isdigit() for s in seeds):
         fail(f"--seeds must be non-negative integers separated by commas, got {args.seeds!r}")
     for e in envs:

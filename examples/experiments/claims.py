@@ -1,9 +1,9 @@
-"""The two claims of issue 5 as verdicts over finished runs' summaries (one env at a time, then over envs).
+"""The paper's two claims (README "Results") as verdicts over finished runs' summaries (one env at a time, then over envs).
 
 * claim 1: XiNet removes ≥ 50 % of OFENet's parameters and keeps ≥ 95 % of the ofe return (means over seeds);
 * claim 2: the XiNet return is ≥ the ofe-small return (means over seeds).
 
-A verdict compares means, as the issue defines it. Beside it stands the margin that decides it (x̄ − 0.95·ō for
+A verdict compares means, as the claims are stated. Beside it stands the margin that decides it (x̄ − 0.95·ō for
 claim 1's return, x̄ − s̄ for claim 2) with its standard error over seeds, and a warning when the margin is
 within RESOLVED_SE standard errors: a verdict that the seeds do not resolve is reported as such, with the seed
 count per side that would resolve it if the margin and the spreads stayed as measured. Two standard
@@ -11,7 +11,7 @@ errors is a loose yardstick with 3–5 seeds (a two-sided 95 % Student interval 
 2–8 degrees of freedom such comparisons have); "within" is a warning, "beyond" not a proof.
 
 `finished` is {method: [summary.json dicts]} of one env. The XiNet and ofe-small runs are the methods `xinet`
-and `ofe-small` by default; a campaign variant (examples/campaign.py VARIANTS) is tested by naming it.
+and `ofe-small` by default; a campaign variant (examples/experiments/campaign.py VARIANTS) is tested by naming it.
 """
 import math
 

@@ -1,6 +1,6 @@
 """Does a gated critic's expected-gate Q overestimate its sampled-gate Q?  (a diagnostic for XiNet runs)
 
-    python examples/gate_bias.py examples/results/Hopper-v5/xinet/seed0 [RUN_DIR …] [--batch 1024 --draws 64]
+    python examples/experiments/gate_bias.py examples/results/Hopper-v5/xinet/seed0 [RUN_DIR …] [--batch 1024 --draws 64]
 
 A critic is trained on its own loss (11) with sampled gates ξ ~ Bern(θ̃) (2), but the TD target (10) and the
 actor (12) read it with expected gates θ (3) — METHOD's rule. For a ReLU network f(θ ⊙ h) ≠ E_ξ f(ξ ⊙ h)

@@ -1,7 +1,7 @@
 """What pushes OFENet's θ toward 0?  Compares, per OFENet unit of a XiNet checkpoint, the θ-gradient XiNet
 follows with what switching the unit off actually does to the auxiliary loss (8).
 
-    python examples/ofenet_drift.py examples/results/HalfCheetah-v5/xinet-ofe-beta0/seed0 [--batches 32]
+    python examples/experiments/ofenet_drift.py examples/results/HalfCheetah-v5/xinet-ofe-beta0/seed0 [--batches 32]
 
 For every alive OFENet unit j, on --batches replay batches of --batch transitions (the checkpoint is read,
 never written), with the masks drawn as in training (θ̃, Eq. 4) and training-mode BN:

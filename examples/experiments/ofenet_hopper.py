@@ -1,11 +1,11 @@
 """SAC + OFENet (Eq. 5–8, no gates) on Hopper-v5 with the paper's defaults: OFENet 6×40 DenseNet layers
 per block, swish, BN, 256×256 actor/critics, 5 000 random steps, 10 000 OFENet pre-training updates.
 
-    python examples/ofenet_hopper.py [--seed 0] [--steps 100000] [--method ofe|sac]
+    python examples/experiments/ofenet_hopper.py [--seed 0] [--steps 100000] [--method ofe|sac]
 
 Runtime: ≈ 45 min per 100 000 steps on one core in float32 (sac alone ≈ 20 min).
 Expected result: see docs/RESULTS.md and examples/results/Hopper-v5/ (3 seeds each of sac and ofe,
-made by `python examples/campaign.py --envs Hopper-v5 --methods sac,ofe --seeds 0,1,2 --steps 100000`).
+made by `python examples/experiments/campaign.py --envs Hopper-v5 --methods sac,ofe --seeds 0,1,2 --steps 100000`).
 """
 import argparse
 import sys

@@ -1,4 +1,4 @@
-"""Figures of examples/summarize.py (matplotlib, Agg backend), apart from the numbers they draw.
+"""Figures of examples/experiments/summarize.py (matplotlib, Agg backend), apart from the numbers they draw.
 
 Each function takes plain lists/arrays computed in summarize.py and writes one PNG atomically (temp file,
 then rename), so an interrupted run never leaves a half-written figure.

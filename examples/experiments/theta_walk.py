@@ -1,9 +1,9 @@
 """Where does one network's θ go from a checkpoint — with the weights learning, and with them frozen?
 
-    python examples/theta_walk.py examples/results/HalfCheetah-v5/xinet-ofe-beta0/seed0 --steps 3000
-    python examples/theta_walk.py examples/results/Hopper-v5/xinet/seed0 --net critic1 --set eps_xi_critic=0.003
+    python examples/experiments/theta_walk.py examples/results/HalfCheetah-v5/xinet-ofe-beta0/seed0 --steps 3000
+    python examples/experiments/theta_walk.py examples/results/Hopper-v5/xinet/seed0 --net critic1 --set eps_xi_critic=0.003
 
-Companion of examples/ofenet_drift.py, which measures the *mean* θ-gradient at one checkpoint. Here the
+Companion of examples/experiments/ofenet_drift.py, which measures the *mean* θ-gradient at one checkpoint. Here the
 θ-steps (32) themselves are run, in memory (the checkpoint is read, never written), on replay batches, for
 --steps updates exactly as training does them (`Agent.update_ofenet` for --net ofenet, `Agent.update_sac` for
 actor, critic1, critic2: sampled masks, the run's own baseline, η_θ, μ_θ, β and ε_ξ unless --set),
