@@ -244,6 +244,14 @@ def actor_loss_fn(agent, f_actor, eps):
         ell, d_lp, d_q1, d_q2 = sac.actor_loss(log_pi, q1, q2, agent.alpha)
         d_a = critics_action_grad(agent, qcache, {"critic2": d_q2, "critic1": d_q1})
         return ell, {"actor/out": sac.tanh_gaussian_backward(d_a, d_lp, cache)}
+
+    def value(acts):
+        """ℓ^π (B,) alone, without the chain back through the critics (the flip pass, Eq. 33)."""
+        a, log_pi, _ = sac.tanh_gaussian(acts["actor/out"], eps, agent.log_scale)
+        q1, q2, _ = agent.q_values({}, f_actor, a)
+        return sac.actor_loss(log_pi, q1, q2, agent.alpha)[0]
+
+    loss_fn.value = value
     return loss_fn
 
 

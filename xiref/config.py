@@ -9,6 +9,7 @@ from dataclasses import dataclass, fields
 
 from .agent import AgentConfig, own_knobs
 from .envs import UserError
+from .gates import ESTIMATORS
 
 METHODS = ("sac", "ofe", "xinet", "ofe-small")
 DTYPES = ("float64", "float32")          # float64 the reference dtype, float32 the fast path
@@ -55,7 +56,7 @@ def validate(cfg):
          "--eta-theta-ofenet, --eta-theta-actor and --eta-theta-critic must be positive and finite "
          "(or -1: use --eta-theta)"),
         (0 <= cfg.mu_theta < 1, f"--mu-theta must lie in [0, 1), got {cfg.mu_theta}"),
-        (cfg.baseline in ("none", "loo", "pair"), f"unknown baseline {cfg.baseline!r} (none, loo, pair)"),
+        (cfg.baseline in ESTIMATORS, f"unknown baseline {cfg.baseline!r} ({', '.join(ESTIMATORS)})"),
         (0 < cfg.gamma <= 1 and 0 < cfg.tau <= 1, "--gamma and --tau must lie in (0, 1]"),
         (min(cfg.lr_actor, cfg.lr_critic, cfg.lr_alpha, cfg.lr_ofenet) > 0, "learning rates must be positive"),
         (cfg.init_alpha > 0, f"--init-alpha must be positive, got {cfg.init_alpha}"),
