@@ -141,18 +141,20 @@ def build_impls(torch):
                 "loss": 0.5 * (e1.mean() + e2.mean()), "grad/theta": g}
 
     def exact_grad(x):
-        t, layers = tensors(x), x["config"]["layers"]
-        theta = t["param/theta"]
+        t, layers, units = tensors(x), x["config"]["layers"], x["config"]["theta_units"]
+        theta = t["param/theta"]                           # raw θ (not θ̃), gated layers concatenated in order
         n = theta.shape[0]
         masks = torch.tensor(list(itertools.product((0.0, 1.0), repeat=n)), dtype=f64)
         q = torch.prod(masks * theta + (1 - masks) * (1 - theta), dim=1)
         ells = []
         for m in masks:                                    # one mask ξ shared by the whole batch
-            t[f"mask/{layers[0]['name']}"] = m
+            for (name, _), part in zip(units, torch.split(m, [k for _, k in units])):
+                t[f"mask/{name}"] = part
             out = gated_net(t, layers, {"h": t["input/h"]}, 0.0)[layers[-1]["name"]][:, 0]
             ells.append(((out - t["data/y"]) ** 2).mean())
         ell = torch.stack(ells)
-        del t[f"mask/{layers[0]['name']}"]
+        for name, _ in units:
+            del t[f"mask/{name}"]
         return autograd(t, {"output/masks": masks, "output/q": q, "output/ell": ell}, (q * ell).sum())   # Eq. (24)
 
     # ------------------------------------------------------------------ cost, Eq. (26)–(30)
@@ -217,7 +219,9 @@ def build_impls(torch):
             "densenet_block": densenet_block, "ofenet_aux_loss": ofenet_aux_loss, "ofenet": ofenet,
             "score_none": lambda x: score(x, "none"), "score_loo": lambda x: score(x, "loo"),
             "score_pair": score_pair, "exact_grad": exact_grad, "cost": cost, "tanh_gaussian": tanh_gaussian,
-            "critic_loss": critic_loss, "actor_loss": actor_loss, "alpha_loss": alpha_loss}
+            "critic_loss": critic_loss, "actor_loss": actor_loss, "alpha_loss": alpha_loss,
+            "exact_grad_deep": exact_grad, "tanh_gaussian_tails": tanh_gaussian, "critic_loss_ties": critic_loss,
+            "actor_loss_ties": actor_loss}
 
 
 def validate(torch, golden=None, rtol=1e-10, verbose=False):
@@ -235,12 +239,12 @@ def validate(torch, golden=None, rtol=1e-10, verbose=False):
 
 
 def table(reports, man):
-    lines = [f"{'component':<16} {'equations':<16} {'keys':>4}  {'max rel err':>11}  {'worst key':<22} result",
-             "-" * 82]
+    lines = [f"{'component':<20} {'equations':<16} {'keys':>4}  {'max rel err':>11}  {'worst key':<22} result",
+             "-" * 86]
     for rep in reports:
         eqs = ",".join(man["components"][rep.component]["equations"])
         worst = rep.worst.key if rep.worst else "-"
-        lines.append(f"{rep.component:<16} {eqs:<16} {len(rep.rows):>4}  {rep.max_rel_err:>11.2e}  {worst:<22} "
+        lines.append(f"{rep.component:<20} {eqs:<16} {len(rep.rows):>4}  {rep.max_rel_err:>11.2e}  {worst:<22} "
                      f"{'pass' if rep.passed else 'FAIL'}")
     return "\n".join(lines)
 

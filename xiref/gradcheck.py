@@ -27,6 +27,7 @@ from .envs import UserError
 
 DEFAULT_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests", "golden")
 INPUT_PREFIXES = ("input", "param", "data", "mask", "noise", "const", "cot")
+RTOL, FLOOR = 1e-10, 1e-5      # the golden tolerance: relative error ≤ RTOL, entries below FLOOR · S absolute
 
 
 # ---------------------------------------------------------------------- golden files
@@ -80,7 +81,7 @@ def load(component, directory=None):
 
 
 # ---------------------------------------------------------------------- comparison
-def relative_error(got, want, scale=None, floor=1e-5):
+def relative_error(got, want, scale=None, floor=FLOOR):
     """Entry-wise |got − want| / max(|want|, floor · scale); scale defaults to max|want|; absolute error when
     scale is 0. NaN on either side counts as an infinite error unless both sides are equal."""
     got, want = np.asarray(got, dtype=np.float64), np.asarray(want, dtype=np.float64)
@@ -159,7 +160,7 @@ def _as_array(v):
     return np.asarray(v, dtype=np.float64)
 
 
-def compare_values(component, got, want, rtol=1e-10, floor=1e-5, require_all=True, what="golden", group=kind):
+def compare_values(component, got, want, rtol=RTOL, floor=FLOOR, require_all=True, what="golden", group=kind):
     """Report for dicts got / want of arrays. require_all: a key of want that got lacks is a failure.
     group(key) names the keys that share one scale S (default: the key's kind, output/grad/loss)."""
     rep = Report(component, rtol, what=what)
@@ -191,7 +192,7 @@ def compare_values(component, got, want, rtol=1e-10, floor=1e-5, require_all=Tru
     return rep
 
 
-def compare(component, fn, directory=None, rtol=1e-10, floor=1e-5, require_all=True, verbose=True):
+def compare(component, fn, directory=None, rtol=RTOL, floor=FLOOR, require_all=True, verbose=True):
     """Call fn(inputs) on a component's stored inputs and compare what it returns with the stored results.
 
     fn returns a dict with the golden key names (output/…, loss, grad/…); by default it must return every

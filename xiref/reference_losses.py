@@ -1,15 +1,18 @@
 """Golden-vector components for the estimators, the cost and SAC: score function per baseline, exact
-enumeration, C(θ) and ∂C/∂θ, tanh-Gaussian log-prob, critic, actor and α losses (docs/REFERENCE.md).
+enumeration (one and two gated layers), C(θ) and ∂C/∂θ, tanh-Gaussian log-prob (also in its tails),
+critic, actor and α losses (also with exact ties of the twin critics) (docs/REFERENCE.md).
 
 Each component is sample(rng) -> inputs and compute(inputs) -> results, computed with xiref's own code.
 """
+import math
+
 import numpy as np
 
 from . import gates as G
 from . import network as N
 from . import sac
 from . import wiring as Wi
-from .reference_nets import EPS_XI, B, _layer_params, _net_grads, _net_params
+from .reference_nets import EPS_XI, B, _layer_params, _net_grads, _net_params, _short
 
 # ====================================================================== score function, Eq. (4), (22)–(23)
 SF_THETA = np.array([1.0, 0.6, 0.3, 0.004])          # θ̃ = (0.99, 0.6, 0.3, 0.01): both clip ends
@@ -55,33 +58,67 @@ def compute_score_pair(x):
 
 
 # ====================================================================== exact θ-gradient, Eq. (21), (24)
-EX_IN, EX_UNITS = 3, 4
+EX_IN = 3
+EX_THETA = {(4,): [0.8, 0.3, 1.0, 0.55],              # exact_grad: one gated layer; one θ_j at a corner
+            (3, 2): [0.7, 0.35, 1.0, 0.6, 0.2]}       # exact_grad_deep: two gated layers, θ = [θ_h1, θ_h2]
 
 
-def _exact_specs():
-    return Wi.mlp("net", ("h",), (EX_UNITS,), 1)
+def _exact_specs(hidden=(4,)):
+    return Wi.mlp("net", ("h",), hidden, 1)
 
 
-def sample_exact_grad(rng):
-    specs = _exact_specs()
+def _exact_hidden(x):
+    """The hidden widths of a stored exact-enumeration component: h1, h2, … as long as they exist."""
+    widths = []
+    while f"param/h{len(widths) + 1}/W" in x:
+        widths.append(x[f"param/h{len(widths) + 1}/W"].shape[1])
+    return tuple(widths)
+
+
+def split_units(vector, specs):
+    """One vector over every gated unit (θ or a mask ξ) -> {layer: its part}: the gated layers in the
+    order of `specs`, each layer's units in order, concatenated (the convention of param/theta)."""
+    out, k = {}, 0
+    for s in specs:
+        if s.gated:
+            out[s.name], k = vector[k:k + s.n_out], k + s.n_out
+    if k != len(vector):
+        raise ValueError(f"{len(vector)} entries for {k} gated units")
+    return out
+
+
+def _sample_exact(rng, hidden):
+    specs = _exact_specs(hidden)
     x = {"input/h": rng.normal(size=(B, EX_IN))}
     x.update(_layer_params(rng, specs, {"h": EX_IN}))
-    x["param/h1/b"] = np.abs(x["param/h1/b"]) + 0.5             # every ReLU unit active on some examples
-    x["param/theta"] = np.array([0.8, 0.3, 1.0, 0.55])          # one corner: the oracle is valid there too
+    for s in specs:                                             # every ReLU unit active on some examples
+        if s.gated:
+            x[f"param/{_short(s.name)}/b"] = np.abs(x[f"param/{_short(s.name)}/b"]) + 0.5
+    x["param/theta"] = np.array(EX_THETA[hidden])
     x["data/y"] = rng.normal(size=B)
     return x
 
 
+def sample_exact_grad(rng):
+    return _sample_exact(rng, (4,))
+
+
+def sample_exact_grad_deep(rng):
+    return _sample_exact(rng, (3, 2))
+
+
 def compute_exact_grad(x):
-    specs = _exact_specs()
+    """Both exact components: q_θ(ξ) from the raw θ (Eq. 24; not θ̃), ξ split over the gated layers."""
+    specs = _exact_specs(_exact_hidden(x))
     params, theta, h, y = _net_params(x, specs), x["param/theta"], x["input/h"], x["data/y"]
-    hidden, out = specs[0].name, specs[-1].name
+    out = specs[-1].name
 
     def run(mask):
         """(1/B) Σ_i (out_i − y_i)² under the mask ξ (n,) shared by every example, and its backward."""
-        acts, cache = N.forward(specs, params, {"h": h}, {hidden: mask})
+        gates = split_units(mask, specs)
+        acts, cache = N.forward(specs, params, {"h": h}, gates)
         r = acts[out][:, 0] - y
-        grads, d_in, _ = N.backward(specs, params, {hidden: mask}, cache, {out: (2.0 / B * r)[:, None]})
+        grads, d_in, _ = N.backward(specs, params, gates, cache, {out: (2.0 / B * r)[:, None]})
         return np.mean(r * r), grads, d_in["h"]
 
     masks = G.all_masks(len(theta))
@@ -150,6 +187,19 @@ def compute_tanh_gaussian(x):
             "grad/out": sac.tanh_gaussian_backward(Ra, Rl, cache)}
 
 
+# x = μ + σ ε near ±20, ±10.5, −12, 15, 35 (σ ≈ 0.01): tanh x rounds to ±1 at |x| ≳ 19, so a naive
+# log(1 − tanh² x) is −inf there and off by ≳ 1e-8 at |x| ≈ 10; x ≈ −10.04 is where a softplus that returns
+# its argument above 20 (torch.nn.functional.softplus) drops 2e-9.   Eq. (9)
+TAIL_MU = np.array([[20.0, -20.0], [-20.5, 0.4], [-10.04, 0.3], [10.5, -12.0], [15.0, -6.0], [-0.5, 35.0]])
+
+
+def sample_tanh_gaussian_tails(rng):
+    lam = rng.uniform(-2.5, -1.5, (B, SAC_A))                  # log σ ∈ (−4.95, −4.67): x stays within 0.05 of μ
+    return {"input/out": np.concatenate([TAIL_MU, lam], axis=1), "noise/eps": rng.normal(size=(B, SAC_A)),
+            "const/log_scale": np.array([0.0, math.log(2.0)]), "cot/a": rng.normal(size=(B, SAC_A)),
+            "cot/log_pi": rng.normal(size=B)}
+
+
 def sample_critic_loss(rng):
     return {"data/r": rng.normal(size=B), "data/d": np.array([0.0, 0.0, 1.0, 0.0, 0.0, 1.0]),
             "data/q1_next": rng.normal(size=B), "data/q2_next": rng.normal(size=B),
@@ -166,6 +216,16 @@ def compute_critic_loss(x):
             "grad/q1": d1, "grad/q2": d2}
 
 
+TIES_NEXT, TIES_Q = [1, 2, 4], [0, 3, 4]               # rows where the two critics agree exactly
+
+
+def sample_critic_loss_ties(rng):
+    """critic_loss with q̄1′ = q̄2′ on rows 1, 2 (terminal), 4: y is the same whichever critic the min picks."""
+    x = sample_critic_loss(rng)
+    x["data/q2_next"][TIES_NEXT] = x["data/q1_next"][TIES_NEXT]
+    return x
+
+
 def sample_actor_loss(rng):
     return {"input/log_pi": rng.normal(size=B), "input/q1": rng.normal(size=B), "input/q2": rng.normal(size=B),
             "const/alpha": 0.2}
@@ -174,6 +234,13 @@ def sample_actor_loss(rng):
 def compute_actor_loss(x):
     ell, d_lp, d_q1, d_q2 = sac.actor_loss(x["input/log_pi"], x["input/q1"], x["input/q2"], float(x["const/alpha"]))
     return {"output/ell": ell, "loss": np.mean(ell), "grad/log_pi": d_lp, "grad/q1": d_q1, "grad/q2": d_q2}
+
+
+def sample_actor_loss_ties(rng):
+    """actor_loss with q1 = q2 on rows 0, 3, 4: the whole gradient −1/B goes to critic 1 there (q1 <= q2)."""
+    x = sample_actor_loss(rng)
+    x["input/q2"][TIES_Q] = x["input/q1"][TIES_Q]
+    return x
 
 
 def sample_alpha_loss(rng):
