@@ -249,7 +249,8 @@ def _edit_saved_config(path, **changes):
 
 @pytest.mark.parametrize("method, saved, refused", [
     # the defaults' effective β/η_θ per network (OFENet 1, actor 0.1, critics 0.1), written another way
-    # (the shared field holds the actor's value, OFENet its own): resumable
+    # (the shared field holds the actor's value, OFENet its own; the actor's −1, the unset value of files
+    # written before None): resumable
     ("xinet", dict(beta=0.1, beta_ofenet=1.0, beta_actor=-1.0), None),
     # another effective β for the actor: refused
     ("xinet", dict(beta_actor=0.7), "beta_actor"),
@@ -258,7 +259,7 @@ def _edit_saved_config(path, **changes):
     # the default floor written as OFENet's own value: the same effective setting, resumable
     ("xinet", dict(eps_xi_ofenet=0.001), None),
     # gate settings never act in an ungated run, so a changed default does not block it
-    ("ofe", dict(beta_actor=-1.0, eta_theta_critic=-1.0, eps_xi=0.2), None),
+    ("ofe", dict(beta_actor=None, eta_theta_critic=-1.0, eps_xi=0.2), None),
 ])
 def test_resume_compares_the_effective_settings(method, saved, refused, capsys, tmp_path):
     """Resume compares what determines the continuation (runstate.effective_config), not raw fields."""
@@ -275,7 +276,7 @@ def test_resume_compares_the_effective_settings(method, saved, refused, capsys, 
 
 def test_resume_a_checkpoint_from_before_per_network_eps_xi(capsys, tmp_path):
     """A checkpoint whose config has no eps_xi_<net> fields (written before they existed) resumes: a missing
-    field reads as −1, i.e. the shared ε_ξ, which is what that run used."""
+    field reads as unset (None), i.e. the shared ε_ξ, which is what that run used."""
     run = tmp_path / "run"
     assert main(cli_args(run, "--quiet", method="xinet", **QUICK)) == 0
     header, flat = ck.load(str(run / "checkpoint.npz"))

@@ -351,7 +351,7 @@ def test_train_help_documents_every_flag_from_the_config_comments(capsys):
     comments = field_comments(TrainConfig)
     missing = [f.name for f in fields(TrainConfig) if not comments.get(f.name)]
     assert not missing, f"config fields without a one-line comment: {missing}"
-    assert comments["eta_theta_ofenet"] == "η_θ for OFENet alone (-1: use eta_theta)"     # AgentConfig's field
+    assert comments["eta_theta_ofenet"] == "η_θ for OFENet alone (none: use eta_theta)"   # AgentConfig's field
     assert comments["steps"] == "environment steps"                                     # TrainConfig's own
     with pytest.raises(SystemExit) as exit_:
         main(["train", "--help"])

@@ -22,20 +22,21 @@ NETS = ("ofenet", "actor", "critic1", "critic2")
 KNOBS = ("beta", "eta_theta", "eps_xi")      # the settings each network may have its own value of
 KNOB_NETS = ("ofenet", "actor", "critic")    # their suffixes: `<knob>_<net>`, both critics share `_critic`
 # AgentConfig overrides under which `beta`, `eta_theta` and `eps_xi` alone set every network's β, η_θ and ε_ξ
-SHARED_KNOBS = {f"{name}_{net}": -1.0 for name in KNOBS for net in KNOB_NETS}
+SHARED_KNOBS = {f"{name}_{net}": None for name in KNOBS for net in KNOB_NETS}
 
 
 def own_knobs(cfg, name):
-    """The per-network fields of knob `name` (`name_ofenet`, `name_actor`, `name_critic`) of a config."""
-    return [getattr(cfg, f"{name}_{net}") for net in KNOB_NETS]
+    """{field: value} of the per-network fields of knob `name` (`name_ofenet`, `name_actor`, `name_critic`)."""
+    return {f"{name}_{net}": getattr(cfg, f"{name}_{net}") for net in KNOB_NETS}
 
 
 def resolve_knob(get, net, name):
     """β, η_θ or ε_ξ (`name` = "beta" | "eta_theta" | "eps_xi") of network `net`: its own field `name_<net>`
-    (critic1 and critic2 share `name_critic`) unless -1, else the shared field `name`. `get(field)` reads a
-    setting; a field it does not know (a checkpoint from before the field existed) reads as -1."""
+    (critic1 and critic2 share `name_critic`) unless unset, else the shared field `name`. `get(field)` reads a
+    setting; unset is None — a field `get` does not know (a checkpoint from before the field existed) — or −1,
+    the unset value that config files written before None stored."""
     own = get(f"{name}_{'critic' if net.startswith('critic') else net}")
-    return own if own is not None and own >= 0 else get(name)
+    return get(name) if own is None or own == -1 else own
 
 
 @dataclass
@@ -55,19 +56,19 @@ class AgentConfig:
     ofe_widths: tuple = ()          # per-layer widths (2L, state then action block); overrides ofe_units
     target_dim: int = 0             # T, predicted part of o′ (0: whole observation)
     gated: bool = False             # XiNet: Bernoulli gates on OFENet, actor and critic units
-    beta: float = 1.0               # β_n (Eq. 19) of every network whose own β below is -1
-    beta_ofenet: float = -1.0       # β for OFENet alone (-1: use beta)
-    beta_actor: float = 0.1         # β for the actor alone (-1: use beta; default measured, METHOD §7)
-    beta_critic: float = 0.1        # β for each critic (-1: use beta; default measured, METHOD §7)
-    eta_theta: float = 0.05         # η_θ (Eq. 32) of every network whose own η_θ below is -1
-    eta_theta_ofenet: float = -1.0  # η_θ for OFENet alone (-1: use eta_theta)
-    eta_theta_actor: float = 0.01   # η_θ for the actor alone (-1: use eta_theta; default measured, METHOD §7)
-    eta_theta_critic: float = 0.0005  # η_θ for each critic (-1: use eta_theta; measured, METHOD §7; was 0.002)
+    beta: float = 1.0               # β_n (Eq. 19) of every network whose own β below is unset
+    beta_ofenet: float | None = None    # β for OFENet alone (none: use beta)
+    beta_actor: float | None = 0.1      # β for the actor alone (none: use beta; default measured, METHOD §7)
+    beta_critic: float | None = 0.1     # β for each critic (none: use beta; default measured, METHOD §7)
+    eta_theta: float = 0.05         # η_θ (Eq. 32) of every network whose own η_θ below is unset
+    eta_theta_ofenet: float | None = None   # η_θ for OFENet alone (none: use eta_theta)
+    eta_theta_actor: float | None = 0.01  # η_θ for the actor alone (none: use eta_theta; measured, METHOD §7)
+    eta_theta_critic: float | None = 0.0005  # η_θ for each critic (none: use eta_theta; METHOD §7; was 0.002)
     mu_theta: float = 0.99          # μ_θ (Eq. 32)
-    eps_xi: float = 0.001           # ε_ξ floor (Eq. 4; Choice, docs/METHOD.md) of every network whose own is -1
-    eps_xi_ofenet: float = -1.0     # ε_ξ for OFENet alone (-1: use eps_xi)
-    eps_xi_actor: float = -1.0      # ε_ξ for the actor alone (-1: use eps_xi)
-    eps_xi_critic: float = -1.0     # ε_ξ for each critic (-1: use eps_xi)
+    eps_xi: float = 0.001           # ε_ξ floor (Eq. 4; Choice, docs/METHOD.md) of every network whose own is unset
+    eps_xi_ofenet: float | None = None  # ε_ξ for OFENet alone (none: use eps_xi)
+    eps_xi_actor: float | None = None   # ε_ξ for the actor alone (none: use eps_xi)
+    eps_xi_critic: float | None = None  # ε_ξ for each critic (none: use eps_xi)
     baseline: str = "pair"          # score-function baseline (Eq. 23)
     lam_w: float = 0.0              # λ_w slab-prior weight, Eq. (16); 0 as SAC/OFENet use no weight decay
     loss_scale_rate: float = 0.01   # EMA rate of L̄_n (Eq. 19)

@@ -4,13 +4,14 @@ Nested dicts of arrays are flattened to 'a|b|c' keys ('|' never occurs in layer 
 nothing is pickled (allow_pickle=False on load).
 A SHA-256 of every array is stored in the header, so truncation or corruption is detected on load.
 """
+import contextlib
 import hashlib
 import json
 import os
 
 import numpy as np
 
-from .envs import UserError
+from .errors import UserError
 
 
 SEP = "|"
@@ -53,13 +54,21 @@ def _digest(arrays):
 
 
 def atomic_write_bytes(path, write):
-    """Call write(file) on path + '.tmp', fsync, then rename over path."""
+    """Call write(file) on path + '.tmp', fsync, then rename over path. A failed write (full disk, no
+    permission, a signal) removes the temporary file and leaves path as it was; the OSError then names path."""
     tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        write(f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except (OSError, KeyboardInterrupt) as exc:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        if isinstance(exc, OSError):
+            raise OSError(exc.errno, exc.strerror or str(exc), path) from None
+        raise
 
 
 def atomic_write_text(path, text):
@@ -85,6 +94,8 @@ def load(path):
         header = json.loads(bytes(arrays.pop("__header__")).decode())
     except Exception as exc:  # zipfile, numpy and json raise many types for damaged files
         raise UserError(f"checkpoint {path} is truncated or corrupt ({type(exc).__name__})") from None
+    if not isinstance(header, dict):
+        raise UserError(f"checkpoint {path} is corrupt (its header is not a JSON object)")
     if header.get("sha256") != _digest(arrays):
         raise UserError(f"checkpoint {path} is corrupt (checksum mismatch)")
     return header, arrays

@@ -4,55 +4,69 @@ User errors end with one line `xiref: error: …` and exit status 2, never a tra
 """
 import argparse
 import inspect
-import io
 import json
+import re
 import signal
 import sys
-import textwrap
 import threading
-import tokenize
 from dataclasses import fields
 
 import numpy as np
 
-from .envs import UserError
+from .errors import UserError
 
+# a dataclass field line `name: type = default  # comment`: the comment is the field's one-line documentation
+FIELD_LINE = re.compile(r"^\s+(?P<name>\w+)\s*:[^=#]*=[^#]*#\s*(?P<comment>.*?)\s*$")
 
 
 def field_comments(cls):
     """{field name: its trailing comment} over cls and its dataclass bases: the config's one-line field
-    documentation (CleanRL style) is the `--help` text, so it is written once. {} when the source is unavailable."""
+    documentation (CleanRL style) is the `--help` text, so it is written once. Read from each class's source
+    (inspect.getsource), one regex per line; {} for a class whose source is unavailable."""
     out, names = {}, {f.name for f in fields(cls)}
     for klass in reversed(cls.__mro__):                 # bases first: a subclass's comment wins
         try:
-            source = inspect.getsource(klass)
+            lines = inspect.getsource(klass).splitlines()
         except (OSError, TypeError):
             continue
-        line_name, starts = {}, True                    # source row → the field it declares (first line only)
-        for tok in tokenize.generate_tokens(io.StringIO(textwrap.dedent(source)).readline):
-            row = tok.start[0]
-            if tok.type == tokenize.NAME and starts and tok.string in names and tok.string not in line_name.values():
-                line_name[row] = tok.string
-            elif tok.type == tokenize.COMMENT and row in line_name:
-                out[line_name[row]] = tok.string.lstrip("#").strip()
-            starts = tok.type in (tokenize.NEWLINE, tokenize.NL, tokenize.INDENT, tokenize.DEDENT)
+        own = {}
+        for m in filter(None, map(FIELD_LINE.match, lines)):
+            if m["name"] in names:
+                own.setdefault(m["name"], m["comment"])
+        out.update(own)
     return out
 
 
+class _Given(argparse.Action):
+    """Stores the value and records the flag as given on the command line (`namespace.given`)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, values)
+        namespace.given = getattr(namespace, "given", set()) | {self.dest}
+
+
 def _add_config_args(parser, cls):
-    """One --flag per dataclass field (tuple fields take comma-separated ints), its help the field's comment."""
+    """One --flag per dataclass field, its help the field's comment: tuple fields take comma-separated ints, a
+    per-network knob (float | None) a number or `none`."""
+    from .config import FIELD_KINDS
     comments = field_comments(cls)
+    parse = {"bool": _parse_bool, "ints": _parse_ints, "knob": _parse_knob, "int": int, "float": float, "str": str}
     for f in fields(cls):
-        flag = "--" + f.name.replace("_", "-")
-        default = f.default
-        if isinstance(default, bool):          # bool before int: bool is a subclass of int
-            type_, metavar, shown = _parse_bool, "{0,1}", int(default)
-        elif isinstance(default, tuple):
-            type_, metavar, shown = _parse_ints, "N,N,…", ",".join(map(str, default)) or "none"
-        else:
-            type_, metavar, shown = type(default), None, repr(default) if isinstance(default, str) else default
-        help_ = f"{comments.get(f.name, '')} (default: {shown})".lstrip().replace("%", "%%")
-        parser.add_argument(flag, type=type_, default=default, metavar=metavar, help=help_)
+        kind, default = FIELD_KINDS[f.name], f.default
+        metavar = {"bool": "{0,1}", "ints": "N,N,…", "knob": "X|none"}.get(kind)
+        help_ = f"{comments.get(f.name, '')} (default: {_shown(kind, default)})".lstrip().replace("%", "%%")
+        parser.add_argument("--" + f.name.replace("_", "-"), type=parse[kind], default=default, metavar=metavar,
+                            help=help_, action=_Given)
+
+
+def _shown(kind, default):
+    if kind == "bool":
+        return int(default)
+    if kind == "ints":
+        return ",".join(map(str, default)) or "none"
+    if default is None:
+        return "none"
+    return repr(default) if isinstance(default, str) else default
 
 
 def _parse_bool(s):
@@ -70,13 +84,25 @@ def _parse_ints(s):
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {s!r}") from None
 
 
+def _parse_knob(s):
+    if s.strip().lower() == "none":
+        return None
+    try:
+        return float(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or none, got {s!r}") from None
+
+
 def build_parser():
     from .config import TrainConfig
+    from .envs import EXACT_ENVS
     ap = argparse.ArgumentParser(prog="xiref", description="XiNet reference implementation (NumPy)")
     sub = ap.add_subparsers(dest="command", required=True)
     tr = sub.add_parser("train", help="train sac | ofe | xinet | ofe-small on a gymnasium MuJoCo task")
     _add_config_args(tr, TrainConfig)
-    tr.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    tr.add_argument("--resume", action="store_true",
+                    help=f"continue the run in --out from its checkpoint: bit-identically for {EXACT_ENVS}; "
+                         "for other envs only from a checkpoint taken between episodes")
     tr.add_argument("--overwrite", action="store_true", help="replace the run in --out")
     tr.add_argument("--quiet", action="store_true", help="print only the final JSON line")
     ex = sub.add_parser("export", help="write the compact pruned networks of a run as plain arrays (.npz)")
@@ -94,10 +120,11 @@ def build_parser():
 
 def cmd_train(args):
     from .allocator import keep_freed_memory
-    from .config import TrainConfig
+    from .config import TrainConfig, refuse_overridden
     from .train import train
     keep_freed_memory()                        # fewer page faults per update, same numbers (xiref/allocator.py)
     cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
+    refuse_overridden(cfg, getattr(args, "given", set()))
     echo = (lambda *_: None) if args.quiet else (lambda s: print(s, flush=True))
     summary = train(cfg, resume=args.resume, overwrite=args.overwrite, echo=echo)
     keys = ("env", "method", "steps", "seed", "eval_return", "final_return", "params", "params_initial",
@@ -139,7 +166,8 @@ def main(argv=None):
         print(f"xiref: error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:  # unwritable output, full disk …: still one line, nothing half-written (temp + rename)
-        print(f"xiref: error: {exc.strerror or exc}: {exc.filename or ''}", file=sys.stderr)
+        where = f"cannot write {exc.filename}: " if exc.filename else ""
+        print(f"xiref: error: {where}{exc.strerror or exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("xiref: interrupted; the last checkpoint is kept", file=sys.stderr)

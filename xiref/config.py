@@ -1,14 +1,15 @@
 """A training run's configuration: every flag, its validation, and what a method implies (docs/METHOD.md §8).
 
-Every field of TrainConfig (and of AgentConfig, which it extends) is a `xiref train` flag.
+Every field of TrainConfig (and of AgentConfig, which it extends) is a `xiref train` flag. `validate` checks
+every setting (type, finite, in range) before anything is created or deleted; `normalize_config` checks a
+configuration read back from a file (config.json, a checkpoint's header) field by field with the same rules.
 """
-import json
 import math
 import os
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass, fields
 
-from .agent import AgentConfig, own_knobs
-from .envs import UserError
+from .agent import SHARED_KNOBS, AgentConfig
+from .errors import UserError
 from .gates import ESTIMATORS
 
 METHODS = ("sac", "ofe", "xinet", "ofe-small")
@@ -37,78 +38,255 @@ class TrainConfig(AgentConfig):
     dtype: str = "float32"             # float32 (fast path, default for runs) or float64 (reference dtype)
 
 
+# ---------------------------------------------------------------------- what each field may hold
+KINDS = {bool: "bool", int: "int", float: "float", float | None: "knob", str: "str", tuple: "ints"}
+KIND_TEXT = {"bool": "0 or 1", "int": "an integer", "float": "a finite number", "knob": "a finite number or none",
+             "str": "a string", "ints": "a list of integers"}
+FIELD_KINDS = {f.name: KINDS[f.type] for f in fields(TrainConfig)}
+KNOB_FIELDS = tuple(SHARED_KNOBS)        # beta_ofenet, …, eps_xi_critic: None means "use the shared value"
+
+
+def _number(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _integer(v):
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def of_kind(value, kind):
+    """True when `value` is a valid Python value of field kind `kind` (floats finite)."""
+    if kind == "knob" and value is None:
+        return True
+    if kind in ("float", "knob"):
+        return _number(value) and math.isfinite(value)
+    if kind == "ints":
+        return isinstance(value, tuple) and all(_integer(x) for x in value)
+    return {"bool": isinstance(value, bool), "int": _integer(value), "str": isinstance(value, str)}[kind]
+
+
+def _interval(low, high, closed_low, closed_high):
+    text = f"{'[' if closed_low else '('}{low}, {high}{']' if closed_high else ')'}"
+    return (lambda v: (low <= v if closed_low else low < v) and (v <= high if closed_high else v < high)), \
+        f"lie in {text}"
+
+
+POSITIVE = (lambda v: v > 0), "positive"
+NON_NEGATIVE = (lambda v: v >= 0), ">= 0"
+RULES = {   # field (or shared knob, for its per-network fields too) -> (test, what it must be)
+    **dict.fromkeys(("steps", "batch", "buffer_size", "eval_every", "eval_episodes", "log_every", "checkpoint_every",
+                     "ofe_layers", "ofe_units", "lr_actor", "lr_critic", "lr_alpha", "lr_ofenet", "init_alpha",
+                     "eta_theta", "eps_bn"), POSITIVE),
+    **dict.fromkeys(("seed", "start_steps", "ofe_pretrain_steps", "theta_delay_ofenet", "theta_delay_sac",
+                     "target_dim", "beta", "lam_w"), NON_NEGATIVE),
+    "eps_xi": _interval(0, 0.5, False, False),
+    **dict.fromkeys(("gamma", "tau", "loss_scale_rate"), _interval(0, 1, False, True)),
+    **dict.fromkeys(("mu_theta", "bn_momentum"), _interval(0, 1, True, False)),
+    "hidden": ((lambda v: all(h > 0 for h in v)), "positive widths"),
+    "ofe_widths": ((lambda v: all(w >= 0 for w in v)), "widths >= 0"),
+}
+CHOICES = {"method": METHODS, "dtype": DTYPES, "baseline": ESTIMATORS}
+
+
+def flag(name):
+    return "--" + name.replace("_", "-")
+
+
+def _shown(value):
+    text = ",".join(map(str, value)) if isinstance(value, tuple) else repr(value) if isinstance(value, str) else \
+        str(value)
+    return text if len(text) <= 40 else text[:37] + "…"
+
+
+def _shared(name):
+    """The shared knob a per-network field overrides (`beta_actor` -> `beta`), else None."""
+    return name.rsplit("_", 1)[0] if name in KNOB_FIELDS else None
+
+
+def field_problem(name, value, label=None):
+    """Why `value` cannot be setting `name`, in one phrase that begins with `label` (default: its --flag); None
+    when it can."""
+    label, kind = label or flag(name), FIELD_KINDS[name]
+    if not of_kind(value, kind):
+        return f"{label} must be {KIND_TEXT[kind]}, got {_shown(value)}"
+    if name in CHOICES and value not in CHOICES[name]:
+        return f"unknown {label.lstrip('-')} {value!r}; choose one of {', '.join(CHOICES[name])}"
+    test, text = RULES.get(_shared(name) or name, (None, None))
+    if test is None or value is None or test(value):
+        return None
+    unset = f" (or none: use {flag(_shared(name))})" if _shared(name) else ""
+    return f"{label} must be {text}{unset}, got {_shown(value)}"
+
+
+# ---------------------------------------------------------------------- a whole configuration
+def method_switches(method):
+    """The AgentConfig switches a method sets: {"ofenet": …, "gated": …}."""
+    return {"ofenet": method != "sac", "gated": method == "xinet"}
+
+
+def switch_contradiction(name, value, method):
+    return (f"--{name} {int(value)} contradicts --method {method}, which sets --{name} "
+            f"{int(method_switches(method)[name])}; drop --{name}")
+
+
+def _cross_problems(cfg):
+    """(broken, message) of the rules that relate several settings."""
+    switches = method_switches(cfg.method)
+    n_widths = 2 * cfg.ofe_layers
+    yield cfg.buffer_size < cfg.batch, f"--batch {cfg.batch} is larger than --buffer-size {cfg.buffer_size}"
+    yield cfg.start_steps < cfg.batch, f"--start-steps {cfg.start_steps} must be >= --batch {cfg.batch}"
+    yield bool(cfg.ofe_widths) and len(cfg.ofe_widths) != n_widths, \
+        f"--ofe-widths needs 2 × --ofe-layers = {n_widths} widths >= 0, got {_shown(cfg.ofe_widths)}"
+    yield cfg.method == "ofe-small" and not cfg.widths_from, "--method ofe-small needs --widths-from RUN_DIR"
+    yield bool(cfg.widths_from) and cfg.method != "ofe-small", \
+        f"--widths-from is read only by --method ofe-small, not --method {cfg.method}; drop --widths-from"
+    yield bool(cfg.ofe_widths) and cfg.method == "sac", "--ofe-widths: --method sac has no OFENet; drop --ofe-widths"
+    for name in ("ofenet", "gated"):
+        yield getattr(cfg, name) and not switches[name], switch_contradiction(name, True, cfg.method)
+
+
 def validate(cfg):
-    """One clear message per impossible setting."""
-    checks = [
-        (cfg.method in METHODS, f"unknown method {cfg.method!r}; choose one of {', '.join(METHODS)}"),
-        (cfg.steps > 0, f"--steps must be positive, got {cfg.steps}"),
-        (cfg.batch > 0, f"--batch must be positive, got {cfg.batch}"),
-        (cfg.buffer_size >= cfg.batch, f"--batch {cfg.batch} is larger than --buffer-size {cfg.buffer_size}"),
-        (cfg.start_steps >= cfg.batch, f"--start-steps {cfg.start_steps} must be >= --batch {cfg.batch}"),
-        (cfg.beta >= 0, f"--beta must be >= 0, got {cfg.beta}"),
-        (all(b == -1.0 or b >= 0 for b in own_knobs(cfg, "beta")),
-         "--beta-ofenet, --beta-actor and --beta-critic must be >= 0 (or -1: use --beta)"),
-        (0 < cfg.eps_xi < 0.5, f"--eps-xi must lie in (0, 0.5), got {cfg.eps_xi}"),
-        (all(e == -1.0 or 0 < e < 0.5 for e in own_knobs(cfg, "eps_xi")),
-         "--eps-xi-ofenet, --eps-xi-actor and --eps-xi-critic must lie in (0, 0.5) (or -1: use --eps-xi)"),
-        (0 < cfg.eta_theta < math.inf, f"--eta-theta must be positive and finite, got {cfg.eta_theta}"),
-        (all(e == -1.0 or 0 < e < math.inf for e in own_knobs(cfg, "eta_theta")),
-         "--eta-theta-ofenet, --eta-theta-actor and --eta-theta-critic must be positive and finite "
-         "(or -1: use --eta-theta)"),
-        (0 <= cfg.mu_theta < 1, f"--mu-theta must lie in [0, 1), got {cfg.mu_theta}"),
-        (cfg.baseline in ESTIMATORS, f"unknown baseline {cfg.baseline!r} ({', '.join(ESTIMATORS)})"),
-        (0 < cfg.gamma <= 1 and 0 < cfg.tau <= 1, "--gamma and --tau must lie in (0, 1]"),
-        (min(cfg.lr_actor, cfg.lr_critic, cfg.lr_alpha, cfg.lr_ofenet) > 0, "learning rates must be positive"),
-        (cfg.init_alpha > 0, f"--init-alpha must be positive, got {cfg.init_alpha}"),
-        (cfg.eval_every > 0 and cfg.eval_episodes > 0 and cfg.log_every > 0 and cfg.checkpoint_every > 0,
-         "--eval-every, --eval-episodes, --log-every and --checkpoint-every must be positive"),
-        (all(h > 0 for h in cfg.hidden), f"--hidden widths must be positive, got {cfg.hidden}"),
-        (cfg.ofe_layers > 0 and cfg.ofe_units > 0, "--ofe-layers and --ofe-units must be positive"),
-        (cfg.dtype in DTYPES, f"--dtype must be float64 or float32, got {cfg.dtype}"),
-        (cfg.eps_bn > 0, f"--eps-bn must be positive, got {cfg.eps_bn}"),
-        (0 <= cfg.bn_momentum < 1, f"--bn-momentum must lie in [0, 1), got {cfg.bn_momentum}"),
-        (0 < cfg.loss_scale_rate <= 1, f"--loss-scale-rate must lie in (0, 1], got {cfg.loss_scale_rate}"),
-        (cfg.lam_w >= 0, f"--lam-w must be >= 0, got {cfg.lam_w}"),
-        (min(cfg.ofe_pretrain_steps, cfg.theta_delay_ofenet, cfg.theta_delay_sac) >= 0,
-         "--ofe-pretrain-steps, --theta-delay-ofenet and --theta-delay-sac must be >= 0"),
-        (not cfg.ofe_widths or (len(cfg.ofe_widths) == 2 * cfg.ofe_layers and min(cfg.ofe_widths) >= 0),
-         f"--ofe-widths needs 2 × --ofe-layers = {2 * cfg.ofe_layers} widths >= 0, got {cfg.ofe_widths}"),
-        (cfg.method != "ofe-small" or cfg.widths_from, "--method ofe-small needs --widths-from RUN_DIR"),
-    ]
-    for ok, msg in checks:
-        if not ok:
-            raise UserError(msg)
+    """One clear message for the first impossible setting: every field's type, finiteness and range first (a
+    NaN passes `x > 0` checks written as `not x <= 0`, so finiteness is tested on its own), then the rules
+    that relate several settings."""
+    for f in fields(cfg):
+        problem = field_problem(f.name, getattr(cfg, f.name))
+        if problem:
+            raise UserError(problem)
+    for broken, message in _cross_problems(cfg):
+        if broken:
+            raise UserError(message)
+
+
+def refuse_overridden(cfg, given):
+    """Flags in `given` (those the user typed) that the method would override: refused, not ignored."""
+    for name, implied in method_switches(cfg.method).items():
+        if name in given and getattr(cfg, name) != implied:
+            raise UserError(switch_contradiction(name, getattr(cfg, name), cfg.method))
+    if "ofe_widths" in given and cfg.method == "ofe-small":
+        raise UserError("--ofe-widths contradicts --method ofe-small, which takes its widths from --widths-from; "
+                        "drop --ofe-widths")
 
 
 def resolve_method(cfg):
-    """Set the AgentConfig switches that a method implies."""
-    cfg.ofenet = cfg.method != "sac"
-    cfg.gated = cfg.method == "xinet"
-    if cfg.method == "ofe-small":
-        cfg.ofe_widths = tuple(widths_from_run(cfg.widths_from, cfg.ofe_layers))
+    """Set the AgentConfig switches that a method implies (ofe-small: the widths of its --widths-from run, unless
+    the configuration already holds them, as one read back from a run does)."""
+    switches = method_switches(cfg.method)
+    cfg.ofenet, cfg.gated = switches["ofenet"], switches["gated"]
+    if cfg.method == "ofe-small" and not cfg.ofe_widths:
+        from .readers import final_ofenet_widths
+        cfg.ofe_widths = tuple(final_ofenet_widths(cfg.widths_from, cfg.ofe_layers))
     return cfg
 
 
-def widths_from_run(run_dir, n_layers):
-    """Final OFENet per-layer widths (state block, then action block) of a finished XiNet run."""
-    path = os.path.join(run_dir, "summary.json")
-    if not os.path.exists(path):
-        raise UserError(f"--widths-from {run_dir}: no summary.json (is it a finished run?)")
+# ---------------------------------------------------------------------- configurations read back from files
+def _from_json(name, value):
+    """A JSON value as the field's Python value: lists to tuples, numbers to floats, a knob's −1 (the unset
+    value before None) to None."""
+    kind = FIELD_KINDS[name]
+    if kind == "ints" and isinstance(value, list):
+        return tuple(value)
+    if kind == "knob" and _number(value) and value == -1:
+        return None
+    if kind in ("float", "knob") and _number(value):
+        return float(value)
+    return value
+
+
+def normalize_config(d, source):
+    """The known fields of configuration dict `d` (read from `source`) as Python values, each checked like its
+    flag; UserError naming `source` and the field otherwise. Unknown keys are dropped."""
+    if not isinstance(d, dict):
+        raise UserError(f"{source}: the configuration is {json_kind(d)}, not an object")
+    out = {}
+    for name in FIELD_KINDS:
+        if name in d:
+            out[name] = _from_json(name, d[name])
+            problem = field_problem(name, out[name], label=name)
+            if problem:
+                raise UserError(f"{source}: {problem}")
+    return out
+
+
+def config_from_dict(d, source="configuration"):
+    """TrainConfig of a configuration read back; a per-network knob it lacks (written before the field existed)
+    is unset, as it was for that run."""
+    return TrainConfig(**{**SHARED_KNOBS, **normalize_config(d, source)})
+
+
+def portable_config(cfg):
+    """The configuration a run directory stores: every field, `out` relative to the directory itself ("."), so a
+    moved or copied run carries no path of the machine it was made on."""
+    return dict(asdict(cfg), out=".")
+
+
+def json_kind(value):
+    """'an array', 'a string', … for a JSON value (messages about files of the wrong shape)."""
+    names = {dict: "an object", list: "an array", str: "a string", bool: "true or false", type(None): "null"}
+    return names.get(type(value), "a number")
+
+
+# ---------------------------------------------------------------------- memory a run needs
+BYTES_PER_PARAM = 6       # weights, Adam m and v, gradient, target copy and temporaries
+BYTES_PER_ACTIVATION = 12  # forward caches and backward buffers of the passes of one update, per unit and example
+
+
+def _param_and_unit_counts(cfg, obs_dim, act_dim):
+    from . import wiring as W
+    ofe = None
+    if cfg.ofenet:
+        ofe = dict(n_layers=cfg.ofe_layers, units=cfg.ofe_units, widths=tuple(cfg.ofe_widths) or None,
+                   target_dim=cfg.target_dim or obs_dim)
+    wr = W.agent_wiring(obs_dim, act_dim, cfg.hidden, ofe, gated=cfg.gated)
+    width = {**wr.free_widths, **{s.name: s.n_out for s in wr.layers}}
+    params = sum((sum(width[src] for src in s.inputs) + (5 if s.bn else 1)) * s.n_out for s in wr.layers)
+    return params, sum(s.n_out for s in wr.layers)
+
+
+def memory_needed(cfg, obs_dim, act_dim):
+    """{part: bytes} a run allocates: the replay buffer, the networks with their optimiser state, one update's
+    activations (an estimate, within a small factor)."""
+    itemsize = 8 if cfg.dtype == "float64" else 4
+    params, units = _param_and_unit_counts(cfg, obs_dim, act_dim)
+    return {"replay buffer": cfg.buffer_size * (2 * obs_dim + act_dim + 2) * itemsize,
+            "networks with Adam state": params * BYTES_PER_PARAM * itemsize,
+            "activations": cfg.batch * units * BYTES_PER_ACTIVATION * itemsize}
+
+
+def available_memory():
+    """Bytes of memory available now (/proc/meminfo MemAvailable, else free physical pages), None if unknown."""
     try:
-        with open(path) as f:
-            summary = json.load(f)
-    except ValueError:
-        raise UserError(f"--widths-from {run_dir}: summary.json is not valid JSON") from None
-    if summary.get("method") != "xinet":
-        raise UserError(f"--widths-from {run_dir} is a {summary.get('method')!r} run, not an xinet run")
-    alive = summary.get("alive_units", {})
-    names = [f"ofenet/s{k + 1}" for k in range(n_layers)] + [f"ofenet/a{k + 1}" for k in range(n_layers)]
-    if sorted(n for n in alive if n.startswith("ofenet/") and n != "ofenet/head") != sorted(names):
-        raise UserError(f"--widths-from {run_dir}: its OFENet does not have {n_layers} layers per block")
-    return [int(alive[n]) for n in names]
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
 
 
-def config_from_dict(d):
-    known = {f.name for f in fields(TrainConfig)}
-    d = {k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items() if k in known}
-    return TrainConfig(**d)
+def human_bytes(n):
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if n < 1024 or unit == "PiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+
+
+LOWER = {"replay buffer": "--buffer-size", "networks with Adam state": "--hidden or --ofe-units",
+         "activations": "--batch or --hidden"}
+
+
+def check_memory(cfg, obs_dim, act_dim, available=None):
+    """UserError, with the estimate, when the run would need more memory than the machine has available."""
+    parts = memory_needed(cfg, obs_dim, act_dim)
+    available = available_memory() if available is None else available
+    total = sum(parts.values())
+    if available is None or total <= available:
+        return
+    largest = max(parts, key=parts.get)
+    detail = ", ".join(f"{k} {human_bytes(v)}" for k, v in parts.items())
+    raise UserError(f"this run needs about {human_bytes(total)} of memory ({detail}), more than the "
+                    f"{human_bytes(available)} available; lower {LOWER[largest]}")

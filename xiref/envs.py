@@ -3,9 +3,10 @@ import difflib
 
 import numpy as np
 
+from .errors import UserError  # noqa: F401 (re-exported: `from .envs import UserError` keeps working)
 
-class UserError(Exception):
-    """A problem with the user's input: reported as one line, non-zero exit, no traceback."""
+# the envs whose episode a checkpoint captures exactly, so that --resume continues mid-episode bit-identically
+EXACT_ENVS = "MuJoCo envs and gymnasium's classic-control envs (Pendulum-v1, MountainCarContinuous-v0)"
 
 
 def make_env(env_id, seed):
@@ -46,25 +47,48 @@ def env_dims(env):
 
 
 def get_env_state(env):
-    """Everything that determines the continuation of a MuJoCo episode: simulator state and step count."""
-    import mujoco
+    """Everything that determines the continuation of an episode: the step count, and the simulator state of a
+    MuJoCo env ("mj_state") or the `state` array of a classic-control env ("classic_state"); other envs have
+    neither (see `exact_state`)."""
     u = env.unwrapped
     limit = _time_limit(env)
     out = {"elapsed": np.array(getattr(limit, "_elapsed_steps", 0) or 0)}
-    if hasattr(u, "model") and hasattr(u, "data"):
+    if _is_mujoco(u):
+        import mujoco
         spec = mujoco.mjtState.mjSTATE_INTEGRATION
         st = np.empty(mujoco.mj_stateSize(u.model, spec))
         mujoco.mj_getState(u.model, u.data, st, spec)
         out["mj_state"] = st
+    elif _is_classic_control(u):
+        out["classic_state"] = np.array(u.state)
     return out
 
 
+def exact_state(st):
+    """True when env state `st` (get_env_state) restores an episode exactly."""
+    return "mj_state" in st or "classic_state" in st
+
+
 def set_env_state(env, st):
-    import mujoco
     u = env.unwrapped
     if "mj_state" in st:
+        import mujoco
         mujoco.mj_setState(u.model, u.data, np.asarray(st["mj_state"]), mujoco.mjtState.mjSTATE_INTEGRATION)
+    if "classic_state" in st:
+        if np.shape(st["classic_state"]) != np.shape(u.state):
+            raise ValueError(f"env state of shape {np.shape(st['classic_state'])}, this env's is {np.shape(u.state)}")
+        u.state = np.array(st["classic_state"])
     _set_elapsed(env, int(st["elapsed"]))
+
+
+def _is_mujoco(u):
+    return hasattr(u, "model") and hasattr(u, "data")
+
+
+def _is_classic_control(u):
+    """gymnasium's classic-control envs keep their whole dynamic state in `state` (their steps draw no random
+    numbers; a reset reseeds them)."""
+    return type(u).__module__.startswith("gymnasium.envs.classic_control") and getattr(u, "state", None) is not None
 
 
 def _set_elapsed(env, n):

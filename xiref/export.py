@@ -20,7 +20,7 @@ import numpy as np
 
 from . import checkpoint as ckpt
 from . import layers as L
-from .envs import UserError
+from .errors import UserError
 from .runstate import checkpoint_path
 
 
@@ -47,17 +47,12 @@ def fold(agent):
 def export_run(run_dir, out_path):
     """Load RUN_DIR's checkpoint into an agent and write the folded networks to out_path (atomic)."""
     import os
-    from .config import config_from_dict
-    from .train import Run
     if os.path.isdir(out_path) or not os.path.isdir(os.path.dirname(os.path.abspath(out_path))):
         raise UserError(f"--out {out_path}: not a file in an existing directory")
     if os.path.abspath(out_path) == os.path.abspath(checkpoint_path(run_dir)):
         raise UserError("--out would overwrite the run's own checkpoint")
-    header, _ = ckpt.load(checkpoint_path(run_dir))
-    cfg = config_from_dict(header["config"])
-    cfg.out = run_dir
-    run = Run(cfg)
-    run.restore()
+    header, run = load_run(run_dir)
+    cfg = run.cfg
     arrays = {}
     for name, (W, b) in fold(run.agent).items():
         arrays[f"{name}{ckpt.SEP}W"], arrays[f"{name}{ckpt.SEP}b"] = W, b
@@ -69,6 +64,24 @@ def export_run(run_dir, out_path):
     arrays["__meta__"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
     ckpt.atomic_write_bytes(out_path, lambda f: np.savez(f, **arrays))
     return out_path
+
+
+def load_run(run_dir):
+    """(checkpoint header, restored train.Run) of run_dir, read and checked as `train --resume` reads it
+    (xiref/readers.py); the run directory is the one given, wherever the run was made."""
+    from .config import config_from_dict
+    from .readers import read_run_checkpoint
+    from .train import Run
+    path = checkpoint_path(run_dir)
+    header, flat = read_run_checkpoint(path)
+    cfg = config_from_dict(header["config"], f"checkpoint {path}")
+    cfg.out = run_dir
+    try:
+        run = Run(cfg)
+    except UserError as exc:
+        raise UserError(f"checkpoint {path}: {exc}") from None
+    run.restore((header, flat))
+    return header, run
 
 
 def load_policy(path):

@@ -1,25 +1,26 @@
 """Learning curves and pruning curves from run directories (matplotlib, apart from the maths)."""
-import json
 import os
 import re
 from collections import defaultdict
 
 import numpy as np
 
-from .envs import UserError
-from .train import read_csv
+from .checkpoint import atomic_write_bytes
+from .errors import UserError
+from .readers import read_config, read_csv
+
+PLOT_FIELDS = ("env", "method", "steps", "eval_every")     # what a run's config.json must hold to be plotted
 
 
 def _load(run_dir):
+    """(config.json as a dict, progress.csv rows) of a run, both checked (xiref/readers.py)."""
     rows = read_csv(os.path.join(run_dir, "progress.csv"))
     if not rows:
         raise UserError(f"{run_dir} has no progress.csv (is it a run directory?)")
-    try:
-        with open(os.path.join(run_dir, "config.json")) as f:
-            cfg = json.load(f)
-    except (OSError, ValueError) as e:
-        raise UserError(f"{run_dir}: unreadable config.json ({e.__class__.__name__})") from None
-    return cfg, rows
+    path = os.path.join(run_dir, "config.json")
+    if not os.path.exists(path):
+        raise UserError(f"{run_dir} has no config.json (is it a run directory?)")
+    return read_config(path, required=PLOT_FIELDS), rows
 
 
 def _series(rows, key):
@@ -67,18 +68,20 @@ def plot_runs(run_dirs, out="", colours=None):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    out = out or os.path.join(run_dirs[0], "curves.png")
+    if os.path.isdir(out):
+        raise UserError(f"--out {out} is a directory; give the PNG file to write")
     groups, gated_groups = defaultdict(list), set()
     for d in run_dirs:
         cfg, rows = _load(d)
         key = (cfg["env"], group_label(d, cfg))
         # eval_return repeats the latest evaluation on every log row: keep the rows an evaluation was made at
         for r in rows:
-            if int(r["step"]) % int(cfg["eval_every"]) and int(r["step"]) != int(cfg["steps"]):
+            if int(r["step"]) % cfg["eval_every"] and int(r["step"]) != cfg["steps"]:
                 r["eval_return"] = ""
         groups[key].append(rows)
         if cfg.get("gated"):
             gated_groups.add(key)
-    out = out or os.path.join(run_dirs[0], "curves.png")
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.5))
     auto = group_colours(f"{env} {method}" for env, method in groups)
     for (env, method), runs in sorted(groups.items()):
@@ -118,8 +121,8 @@ def plot_runs(run_dirs, out="", colours=None):
         fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=7, frameon=False)
         fig.tight_layout(rect=(0, 0.18 * rows / (4.5 + 0.18 * rows) + 0.01, 1, 1))
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-    tmp = out + ".tmp.png"
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    os.replace(tmp, out)
+    try:
+        atomic_write_bytes(out, lambda f: fig.savefig(f, format="png", dpi=110))
+    finally:
+        plt.close(fig)
     return [out]

@@ -6,6 +6,8 @@ import numpy as np
 
 from .adam import AdamState
 from .agent import KNOB_NETS, KNOBS, resolve_knob
+from .errors import UserError
+from .readers import HEADER_KINDS, read_run_checkpoint
 
 CHECKPOINT = "checkpoint.npz"            # a run directory's checkpoint (atomic: written as CHECKPOINT + ".tmp")
 
@@ -33,7 +35,6 @@ def load_agent_arrays(agent, tree, scalars):
         setattr(agent, key, cast(tree.get(key, {})))
     expected = set(agent.wiring.gated_names())
     if set(agent.theta) != expected:
-        from .envs import UserError
         raise UserError("checkpoint mismatch: its gated layers differ from this configuration's")
     for net, o in agent.opt.items():
         o.m, o.v, o.t = cast(tree["opt"][net]["m"]), cast(tree["opt"][net]["v"]), int(scalars["opt_t"][net])
@@ -47,7 +48,6 @@ def load_agent_arrays(agent, tree, scalars):
 def check_shapes(agent):
     """Every loaded container must follow the wiring at the loaded widths (len θ): a checkpoint of other
     dimensions is refused here, not by a broadcasting error some steps later."""
-    from .envs import UserError
     wr, theta = agent.wiring, agent.theta
     for s in wr.layers:
         n = wr.out_width(s, theta)
@@ -71,7 +71,7 @@ def check_shapes(agent):
 RESUMABLE_CHANGES = ("steps", "out")      # the only settings a resumed run may change
 IDENTITY = ("env", "method", "seed", "dtype", "hidden", "ofe_layers", "ofe_units")   # mismatches reported first
 COUNTERS = ("step", "episode", "ep_return", "ep_len", "recent_returns", "evals", "last_metrics", "params_initial")
-HEADER = ("xiref_version", "config", "obs_dim", "act_dim", "rng", "agent_scalars") + COUNTERS
+HEADER = tuple(HEADER_KINDS)             # every entry of a run checkpoint's header (xiref/readers.py checks them)
 
 
 # settings that only act through the gates (xiref/agent.py `_step_net`, xiref/train.py `Run.updates`)
@@ -81,7 +81,7 @@ GATE_ONLY = ("beta", "eta_theta", "mu_theta", "eps_xi", "baseline", "lam_w", "lo
 
 def effective_config(d):
     """The settings that determine a run's continuation: each network's resolved β, η_θ and ε_ξ (its own value,
-    or the shared one when −1, as `Agent.knob`) instead of the raw fields, and no gate settings for an
+    or the shared one when unset, as `Agent.knob`) instead of the raw fields, and no gate settings for an
     ungated method — so a changed default that the run does not use never blocks a resume."""
     d = dict(d)
     resolved = {f"{name}_{net}": resolve_knob(d.get, net, name) for name in KNOBS for net in KNOB_NETS}
@@ -94,11 +94,12 @@ def effective_config(d):
 
 def save_run(run):
     """Atomic checkpoint of everything a run needs to continue bit-identically: agent, replay buffer,
-    current observation, MuJoCo state, counters and the generator's state."""
+    current observation, env state, counters and the generator's state."""
     from . import __version__
     from . import checkpoint as ckpt
+    from .config import portable_config
     from .envs import get_env_state
-    header = {"xiref_version": __version__, "config": asdict(run.cfg), "obs_dim": run.obs_dim,
+    header = {"xiref_version": __version__, "config": portable_config(run.cfg), "obs_dim": run.obs_dim,
               "act_dim": run.act_dim, "rng": run.rng.bit_generator.state}
     header.update({k: getattr(run, k) for k in COUNTERS})
     arrays = {"agent": agent_arrays(run.agent), "buffer": run.buffer.state(), "obs": run.obs,
@@ -107,27 +108,19 @@ def save_run(run):
     ckpt.save(checkpoint_path(run.cfg.out), header, arrays)
 
 
-def restore_run(run):
-    """Load run.cfg.out/checkpoint.npz into run; a checkpoint of another configuration is refused."""
-    from . import __version__
+def restore_run(run, loaded=None):
+    """Load run.cfg.out/checkpoint.npz (or `loaded`, its (header, flat arrays) from readers.read_run_checkpoint)
+    into run; a checkpoint of another configuration, or taken mid-episode of an env whose state it cannot
+    hold, is refused."""
     from . import checkpoint as ckpt
-    from .envs import UserError, set_env_state
+    from .envs import set_env_state
     path = checkpoint_path(run.cfg.out)
-    header, flat = ckpt.load(path)
-    if header.get("xiref_version") != __version__:      # first: another version may store other keys
-        raise UserError(f"checkpoint from xiref {header.get('xiref_version')}, this is {__version__}")
-    missing = [k for k in HEADER if k not in header]
-    if missing:
-        raise UserError(f"checkpoint {path} is incomplete: its header has no {', '.join(missing)}")
-    saved, mine_all = effective_config(header["config"]), effective_config(asdict(run.cfg))
-    for key in IDENTITY + tuple(k for k in mine_all if k not in IDENTITY):
-        if key in RESUMABLE_CHANGES or key not in saved:
-            continue
-        theirs = tuple(saved[key]) if isinstance(saved[key], list) else saved[key]
-        if mine_all[key] != theirs:
-            raise UserError(f"checkpoint mismatch: {key} is {theirs!r} in the checkpoint, {mine_all[key]!r} requested")
+    header, flat = loaded or read_run_checkpoint(path)
+    _check_same_settings(header["config"], asdict(run.cfg))
     if (header["obs_dim"], header["act_dim"]) != (run.obs_dim, run.act_dim):
         raise UserError("checkpoint mismatch: observation/action dimensions differ from the environment's")
+    env_state = ckpt.unflatten(flat, "env" + ckpt.SEP)
+    _check_resumable(run.cfg.env, path, header["ep_len"], env_state)
     try:       # arrays missing or of another layout (the header and checksum were fine)
         load_agent_arrays(run.agent, ckpt.unflatten(flat, "agent" + ckpt.SEP), header["agent_scalars"])
         run.buffer.load(ckpt.unflatten(flat, "buffer" + ckpt.SEP))
@@ -135,7 +128,26 @@ def restore_run(run):
         for k in COUNTERS:
             setattr(run, k, header[k])
         run.env.reset(seed=run.episode_seed())
-        set_env_state(run.env, ckpt.unflatten(flat, "env" + ckpt.SEP))
+        set_env_state(run.env, env_state)
         run.rng.bit_generator.state = header["rng"]
-    except (KeyError, ValueError, TypeError) as exc:
+    except (KeyError, ValueError, TypeError, AttributeError, IndexError) as exc:
         raise UserError(f"checkpoint {path} does not fit this run ({type(exc).__name__}: {exc})") from None
+
+
+def _check_same_settings(saved_config, mine):
+    """UserError naming the first setting (identity first) in which the checkpoint's run differs from this one."""
+    saved, mine = effective_config(saved_config), effective_config(mine)
+    for key in IDENTITY + tuple(k for k in mine if k not in IDENTITY):
+        if key in RESUMABLE_CHANGES or key not in saved:
+            continue
+        if mine[key] != saved[key]:
+            raise UserError(f"checkpoint mismatch: {key} is {saved[key]!r} in the checkpoint, {mine[key]!r} requested")
+
+
+def _check_resumable(env_id, path, ep_len, env_state):
+    """An episode under way can only be continued where the checkpoint holds the env's state."""
+    from .envs import EXACT_ENVS, exact_state
+    if ep_len > 0 and not exact_state(env_state):
+        raise UserError(f"checkpoint {path} was taken {ep_len} steps into an episode of {env_id}, whose state "
+                        f"xiref cannot save; --resume continues mid-episode only for {EXACT_ENVS}")
+

@@ -9,7 +9,6 @@ import json
 import math
 import os
 import time
-from dataclasses import asdict
 
 import numpy as np
 
@@ -18,9 +17,12 @@ from . import checkpoint as ckpt
 from . import ofenet as OF
 from .agent import Agent
 from .buffer import ReplayBuffer
-from .config import METHODS, TrainConfig, config_from_dict, resolve_method, validate  # noqa: F401 (re-exported)
-from .envs import UserError, env_dims, make_env
+from .config import METHODS, TrainConfig, config_from_dict  # noqa: F401 (re-exported)
+from .config import check_memory, portable_config, resolve_method, validate
+from .envs import env_dims, make_env
+from .errors import UserError
 from .metrics import alive_units, final_mean, progress_row, sizes
+from .readers import read_csv  # noqa: F401 (re-exported: examples read progress.csv through it)
 from .runlock import run_lock
 from .runstate import CHECKPOINT, agent_arrays, checkpoint_path, restore_run, save_run
 
@@ -42,6 +44,7 @@ class Run:
         if cfg.ofenet and not 0 < cfg.target_dim <= self.obs_dim:     # T entries of o′ are predicted, Eq. (8)
             raise UserError(f"--target-dim must lie in 1..{self.obs_dim} (the observation size of {cfg.env}), "
                             f"got {cfg.target_dim}")
+        check_memory(cfg, self.obs_dim, self.act_dim)                   # before the arrays are allocated
         self.rng = np.random.default_rng(cfg.seed)
         self.agent = Agent(cfg, self.obs_dim, self.act_dim, np.log(self.scale), self.rng, self.dtype)
         self.buffer = ReplayBuffer(self.obs_dim, self.act_dim, cfg.buffer_size, self.dtype)
@@ -49,6 +52,7 @@ class Run:
         self.obs = self._reset()
         self.recent_returns, self.evals, self.last_metrics = [], [], {}
         self.params_initial = None
+        self.saved = None                      # step of the last good checkpoint on disk (None: none yet)
         self.commit = source_commit()          # the code this process runs (a later commit may follow)
 
     # ---------------------------------------------------------------- environment
@@ -155,9 +159,11 @@ class Run:
             more = f" (+{len(bad) - 3} more)" if len(bad) > 3 else ""
             raise FloatingPointError(f"non-finite {', '.join(bad[:3])}{more} at step {self.step}")
         save_run(self)
+        self.saved = self.step
 
-    def restore(self):
-        restore_run(self)
+    def restore(self, loaded=None):
+        restore_run(self, loaded)
+        self.saved = self.step
 
 
 def nonfinite(tree, prefix=""):
@@ -194,15 +200,9 @@ def csv_text(rows):
     return buf.getvalue()
 
 
-def read_csv(path):
-    if not os.path.exists(path):
-        return []
-    with open(path) as f:
-        return list(csv.DictReader(f))
-
-
 def train(cfg, resume=False, overwrite=False, echo=print):
-    """Run (or resume) a training run in cfg.out; returns the summary dict."""
+    """Run (or resume) a training run in cfg.out; returns the summary dict. Every setting is checked (Run)
+    before anything in cfg.out is created or deleted."""
     held = [n for n in ("config.json",) + RUN_FILES if os.path.exists(os.path.join(cfg.out, n))]
     if held and not (resume or overwrite):
         raise UserError(f"{cfg.out} already holds a run ({held[0]}); pass --resume to continue it or --overwrite "
@@ -214,61 +214,79 @@ def train(cfg, resume=False, overwrite=False, echo=print):
 
 
 def _train_locked(run, cfg, resume, overwrite, echo):
-    cfg_path = os.path.join(cfg.out, "config.json")
     if overwrite and not resume:
         for name in RUN_FILES:                 # the old run's files must not mix with the new one's
             if os.path.exists(os.path.join(cfg.out, name)):
                 os.remove(os.path.join(cfg.out, name))
-    progress_path, timing_path = os.path.join(cfg.out, "progress.csv"), os.path.join(cfg.out, "timing.csv")
-    rows, timing = [], []
-    if resume and os.path.exists(checkpoint_path(cfg.out)):
-        run.restore()
-        if run.step > cfg.steps:
-            raise UserError(f"--steps {cfg.steps} is below the checkpoint's step {run.step}")
-        rows = [r for r in read_csv(progress_path) if int(r["step"]) <= run.step]
-        timing = [r for r in read_csv(timing_path) if int(r["step"]) <= run.step]
-        echo(f"resumed {cfg.out} at step {run.step}")
-    elif resume:
-        raise UserError(f"--resume: no checkpoint in {cfg.out}")
+    logs = _resume(run, cfg, echo) if resume else ([], [])
     if run.params_initial is None:
         run.params_initial = sizes(run.agent)
-    ckpt.atomic_write_text(cfg_path, json.dumps(asdict(run.cfg), indent=1))
+    try:
+        summary = _run_loop(run, cfg, logs, echo)
+    except (FloatingPointError, UserError, OSError) as exc:     # non-finite env output, loss or state; full disk
+        kept = f"the last good checkpoint (step {run.saved}) is kept in {cfg.out}" if run.saved is not None else \
+            f"no checkpoint was written to {cfg.out}"
+        raise UserError(f"{_stop_reason(exc)}; stopped, {kept}") from None
+    _plot(cfg, echo)
+    return summary
+
+
+def _stop_reason(exc):
+    if isinstance(exc, OSError) and exc.filename:
+        return f"cannot write {exc.filename}: {exc.strerror or exc}"
+    return str(exc)
+
+
+def _resume(run, cfg, echo):
+    """Restore the checkpoint; (progress rows, timing rows) up to its step, read back (xiref/readers.py)."""
+    if not os.path.exists(checkpoint_path(cfg.out)):
+        raise UserError(f"--resume: no checkpoint in {cfg.out}")
+    run.restore()
+    if run.step > cfg.steps:
+        raise UserError(f"--steps {cfg.steps} is below the checkpoint's step {run.step}")
+    logs = tuple([r for r in read_csv(os.path.join(cfg.out, name)) if int(r["step"]) <= run.step]
+                 for name in ("progress.csv", "timing.csv"))
+    echo(f"resumed {cfg.out} at step {run.step}")
+    return logs
+
+
+def _run_loop(run, cfg, logs, echo):
+    """config.json, then steps until cfg.steps with progress, timing and checkpoints; summary.json at the end."""
+    rows, timing = logs
+    progress_path, timing_path = os.path.join(cfg.out, "progress.csv"), os.path.join(cfg.out, "timing.csv")
+    ckpt.atomic_write_text(os.path.join(cfg.out, "config.json"), json.dumps(portable_config(run.cfg), indent=1))
     t0, s0 = time.time(), run.step
     t_prev, s_prev = t0, run.step
-    saved = run.step if resume else None                     # step of the last good checkpoint
-    try:
-        while run.step < cfg.steps:
-            run.env_step()
-            run.updates()
-            if run.step % cfg.eval_every == 0 or run.step == cfg.steps:
-                run.evals.append([run.step, run.evaluate()])
-            if run.step % cfg.log_every == 0 or run.step == cfg.steps:
-                now = time.time()
-                sps = (run.step - s_prev) / max(now - t_prev, 1e-9)
-                t_prev, s_prev = now, run.step
-                row = progress_row(run)
-                rows.append(row)
-                timing.append({"step": run.step, "seconds": round(now - t0, 3), "steps_per_second": round(sps, 2)})
-                ckpt.atomic_write_text(progress_path, csv_text(rows))
-                ckpt.atomic_write_text(timing_path, csv_text(timing))
-                echo(format_row(row, sps))
-            if run.step % cfg.checkpoint_every == 0 or run.step == cfg.steps:
-                run.save()
-                saved = run.step
-    except (FloatingPointError, UserError) as exc:       # non-finite env output, loss or agent state
-        kept = f"the last good checkpoint (step {saved}) is kept in {cfg.out}" if saved is not None else \
-            f"no checkpoint was written to {cfg.out}"
-        raise UserError(f"{exc}; stopped, {kept}") from None
+    while run.step < cfg.steps:
+        run.env_step()
+        run.updates()
+        if run.step % cfg.eval_every == 0 or run.step == cfg.steps:
+            run.evals.append([run.step, run.evaluate()])
+        if run.step % cfg.log_every == 0 or run.step == cfg.steps:
+            now = time.time()
+            sps = (run.step - s_prev) / max(now - t_prev, 1e-9)
+            t_prev, s_prev = now, run.step
+            row = progress_row(run)
+            rows.append(row)
+            timing.append({"step": run.step, "seconds": round(now - t0, 3), "steps_per_second": round(sps, 2)})
+            ckpt.atomic_write_text(progress_path, csv_text(rows))
+            ckpt.atomic_write_text(timing_path, csv_text(timing))
+            echo(format_row(row, sps))
+        if run.step % cfg.checkpoint_every == 0 or run.step == cfg.steps:
+            run.save()
     elapsed = time.time() - t0
     summary = run.summary(elapsed, (run.step - s0) / max(elapsed, 1e-9))
     ckpt.atomic_write_text(os.path.join(cfg.out, "summary.json"), json.dumps(summary, indent=1))
+    return summary
+
+
+def _plot(cfg, echo):
     try:
         from .plot import plot_runs
         for path in plot_runs([cfg.out], os.path.join(cfg.out, "curves.png")):
             echo(f"wrote {path}")
     except Exception as exc:  # a plot failure must not lose a finished run
         echo(f"plot skipped: {exc}")
-    return summary
 
 
 def format_row(row, sps):
