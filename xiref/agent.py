@@ -177,7 +177,8 @@ class Agent:
         specs = self.specs("ofenet")
         mean_loss, grads, g_theta, caches = xinet.gated_gradients(
             specs, self.params, {"obs": obs, "act": act}, self.theta, OF.aux_loss_fn(obs_next), rng,
-            self.cfg.baseline, self.knob("ofenet", "eps_xi"), self.stats, bn_train=True, eps_bn=self.cfg.eps_bn)
+            self.cfg.baseline, self.knob("ofenet", "eps_xi"), self.stats, bn_train=True, eps_bn=self.cfg.eps_bn,
+            theta_grad=update_theta)
         # running BN statistics follow the first mask draw's batch statistics (one EMA step per update)
         N.update_running_stats(specs, self.stats, caches[0], self.cfg.bn_momentum)
         self._step_net("ofenet", mean_loss, grads, g_theta, update_theta)
@@ -199,7 +200,7 @@ class Agent:
         for k in ("critic1", "critic2"):                               # Eq. (11)
             mean_loss, grads, g_theta, _ = xinet.gated_gradients(self.specs(k), self.params, feats, self.theta,
                                                                   critic_loss_fn(k, y), rng, cfg.baseline,
-                                                                  self.knob(k, "eps_xi"))
+                                                                  self.knob(k, "eps_xi"), theta_grad=update_theta)
             self._step_net(k, mean_loss, grads, g_theta, update_theta)
             out[k + "_loss"] = mean_loss
 
@@ -207,7 +208,8 @@ class Agent:
         eps = rng.standard_normal((B, self.act_dim)).astype(self.dtype)
         mean_loss, grads, g_theta, _ = xinet.gated_gradients(self.specs("actor"), self.params, f_actor, self.theta,
                                                               actor_loss_fn(self, f_actor, eps), rng,
-                                                              cfg.baseline, self.knob("actor", "eps_xi"))
+                                                              cfg.baseline, self.knob("actor", "eps_xi"),
+                                                              theta_grad=update_theta)
         self._step_net("actor", mean_loss, grads, g_theta, update_theta)
         out["actor_loss"] = mean_loss
 

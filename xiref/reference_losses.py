@@ -194,7 +194,7 @@ TAIL_MU = np.array([[20.0, -20.0], [-20.5, 0.4], [-10.04, 0.3], [10.5, -12.0], [
 
 
 def sample_tanh_gaussian_tails(rng):
-    lam = rng.uniform(-2.5, -1.5, (B, SAC_A))                  # log σ ∈ (−4.95, −4.67): x stays within 0.05 of μ
+    lam = rng.uniform(-2.5, -1.5, (B, SAC_A))   # log σ ∈ (−4.95, −4.67): x stays within 0.05 of μ
     return {"input/out": np.concatenate([TAIL_MU, lam], axis=1), "noise/eps": rng.normal(size=(B, SAC_A)),
             "const/log_scale": np.array([0.0, math.log(2.0)]), "cot/a": rng.normal(size=(B, SAC_A)),
             "cot/log_pi": rng.normal(size=B)}

@@ -30,7 +30,7 @@ def _one_pass(specs, params, inputs, xi, loss_fn, stats, bn_train, eps_bn, reuse
 
 
 def gated_gradients(specs, params, inputs, theta, loss_fn, rng, baseline="pair", eps_xi=0.001,
-                    stats=None, bn_train=False, eps_bn=1e-3):
+                    stats=None, bn_train=False, eps_bn=1e-3, theta_grad=True):
     """Pathwise ĝ_W (Eq. 20, loss part) and an unbiased θ-gradient ĝ_θ from sampled masks: the score function
     with baseline none/loo/pair (Eq. 22–23), MuProp (Eq. 35) or the flip estimator (Eq. 33–34).
 
@@ -38,11 +38,16 @@ def gated_gradients(specs, params, inputs, theta, loss_fn, rng, baseline="pair",
     is the sampled pass (the caller folds its BN batch statistics into the running averages).
     With 'pair' each draw is its own BN batch, so ℓ^(3−m) does not depend on ξ^(m): exactly unbiased.
     With 'loo' and BN the batch statistics couple examples: b_i depends on ξ_i at O(1/B) (docs/METHOD.md).
+    theta_grad=False (θ frozen, a warm-up of §7): one sampled pass for ĝ_W, and ĝ_θ = 0 without estimating it.
     """
     gated = [s for s in specs if s.gated]
     if not gated:                       # ungated network: plain backprop, one pass
         ell, grads, cache = _one_pass(specs, params, inputs, {}, loss_fn, stats, bn_train, eps_bn)
         return float(np.mean(ell)), grads, {}, [cache]
+    if not theta_grad:
+        xi = sample_gates(specs, theta, rng, next(iter(inputs.values())).shape[0], eps_xi)
+        ell, grads, cache = _one_pass(specs, params, inputs, xi, loss_fn, stats, bn_train, eps_bn)
+        return float(np.mean(ell)), grads, {s.name: np.zeros_like(theta[s.name]) for s in gated}, [cache]
     if baseline == "flip":
         return _flip(specs, gated, params, inputs, theta, loss_fn, rng, eps_xi, stats, bn_train, eps_bn)
     theta_t = {s.name: G.theta_tilde(theta[s.name], eps_xi) for s in gated}
