@@ -40,6 +40,7 @@ class Config:
     beta: float = 30.0           # β, the one regularisation knob (Eq. 19); measured in docs/METHOD.md
     eta_theta: float = 0.05      # η_θ (Eq. 32)
     mu_theta: float = 0.99       # μ_θ momentum of the θ-gradient average (Eq. 32)
+    k_theta: float = 0.0         # evidence threshold of the θ-step in standard errors (Eq. 37); 0: plain step (32)
     eps_xi: float = 0.01         # sampling floor ε_ξ (Eq. 4)
     baseline: str = "pair"       # score-function baseline (Eq. 23)
     warmup: int = 2000           # W-only steps before θ starts moving
@@ -87,6 +88,7 @@ def train(cfg, seed, gated, log_every=5000):
     opt = adam_init(params, cfg.lr)
     theta = W.ones_theta(wiring)
     m_theta = {k: np.zeros_like(v) for k, v in theta.items()}
+    v_theta = {k: np.zeros_like(v) for k, v in theta.items()}
     cost_initial = W.cost(wiring, theta)
     loss_scale = None
     for step in range(1, cfg.steps + 1):
@@ -101,10 +103,12 @@ def train(cfg, seed, gated, log_every=5000):
             if step > cfg.warmup:
                 for spec in wiring.layers:
                     if spec.gated:
-                        new, m_theta[spec.name] = theta_step(theta[spec.name], m_theta[spec.name], g_theta[spec.name],
-                                                             loss_scale, cfg.eta_theta, cfg.mu_theta)
-                        theta[spec.name] = keep_last_units(new, theta[spec.name], spec.min_units, cfg.eps_xi)
-                prune_zero_units(wiring, theta, [params, opt.m, opt.v], [m_theta])
+                        name = spec.name
+                        new, m_theta[name], v_theta[name] = theta_step(
+                            theta[name], m_theta[name], v_theta[name], step - cfg.warmup, g_theta[name],
+                            loss_scale, cfg.eta_theta, cfg.mu_theta, cfg.k_theta)
+                        theta[name] = keep_last_units(new, theta[name], spec.min_units, cfg.eps_xi)
+                prune_zero_units(wiring, theta, [params, opt.m, opt.v], [m_theta, v_theta])
         else:
             acts, cache = N.forward(wiring.layers, params, {"x": x}, {})
             _, d_acts = squared_error(y)(acts)

@@ -189,13 +189,25 @@ def _without_config(path):
     ck.save(str(path), header, flat)
 
 
-@pytest.mark.parametrize("case", ["header-a-list", "header-a-number", "no-config"])
+def _opt_t_infinite(path):
+    header, flat = ck.load(str(path))
+    header.pop("sha256")
+    net = next(iter(header["agent_scalars"]["opt_t"]))
+    header["agent_scalars"]["opt_t"][net] = float("inf")
+    ck.save(str(path), header, flat)
+
+
+@pytest.mark.parametrize("case", ["header-a-list", "header-a-number", "no-config", "step-count-infinite"])
 def test_foreign_or_incomplete_checkpoint_resume_and_export_say_the_same(case, quick, capsys, tmp_path):
     run = copy_run(quick("sac"), tmp_path / "run")
     path = run / "checkpoint.npz"
     if case == "no-config":
         _without_config(path)
         want = f"checkpoint {path} is incomplete: its header has no config"
+    elif case == "step-count-infinite":            # a valid checksum over an Adam step count of Infinity
+        _opt_t_infinite(path)
+        want = (f"checkpoint {path} does not fit this run (OverflowError: cannot convert float infinity to "
+                "integer)")
     else:
         _write_npz(path, b"[1, 2, 3]" if case == "header-a-list" else b"17", x=np.zeros(2))
         want = f"checkpoint {path} is corrupt (its header is not a JSON object)"
@@ -273,6 +285,9 @@ PLOT_DAMAGE = {
     "step-abc": (lambda run: (run / "progress.csv").write_text(
         (run / "progress.csv").read_text().replace("2000,", "abc,")),
         "{run}/progress.csv line 3: step 'abc' is not an integer >= 0"),
+    "step-5000-digits": (lambda run: (run / "progress.csv").write_text(
+        (run / "progress.csv").read_text().replace("2000,", "9" * 5000 + ",")),
+        "{run}/progress.csv line 3: step '99999999999999999999' is not an integer >= 0"),
     "value-abc": (lambda run: (run / "progress.csv").write_text(
         (run / "progress.csv").read_text().replace(",20.0,", ",abc,")),
         "{run}/progress.csv line 3: eval_return 'abc' is not a number"),

@@ -81,7 +81,8 @@ def test_walk_freezes_only_what_it_says(xinet_dir, frozen, net):
 
 def test_walk_counts_units_that_reach_zero(xinet_dir, capsys):
     _, theta0, theta1, hit0 = theta_walk.walk(str(xinet_dir), 3, 0, True,
-                                              {"beta_ofenet": 1e6, "eta_theta_ofenet": 1.0, "mu_theta": 0.0})
+                                              {"beta_ofenet": 1e6, "eta_theta_ofenet": 1.0, "mu_theta": 0.0,
+                                               "k_theta": 0.0})
     assert hit0.all() and np.all(theta1 == 0)
     _, theta0, theta1, hit0 = theta_walk.walk(str(xinet_dir), 3, 0, True, {"eta_theta_ofenet": 1e-12})
     assert np.allclose(theta0, theta1, atol=1e-6) and np.array_equal(hit0, theta0 <= 0)

@@ -3,7 +3,9 @@
 * compaction leaves every expected-gate output (OFENet head, actor, both critics) unchanged to 1e-12;
 * parameters, running statistics, Adam moments, target copies and the θ-momentum shrink consistently
   (checked entry by entry against independent index bookkeeping);
-* theta_step (Eq. 32) and keep_last_units (MLP layers keep a unit, DenseNet layers may vanish and the
+* theta_step (Eq. 32, 37, 38): the plain step at k = 0; the standard error (38) against Monte Carlo; pure
+  noise does not move θ at k = 2 while it drifts θ off the wall at k = 0; a steady signal still moves it;
+* keep_last_units (MLP layers keep a unit, DenseNet layers may vanish and the
   forward still works with zero-width arrays);
 * θ = 1 with ε_ξ = 0 gates computes exactly what the ungated network computes.
 """
@@ -153,7 +155,9 @@ def test_theta_step_formula_and_projection():
     m = np.array([0.1, -0.2, 0.0, 0.3, 0.0])
     g = np.array([2.0, 4.0, -6.0, 0.0, -1.0])
     L, eta, mu = 2.0, 0.5, 0.9
-    t_new, m_new = P.theta_step(theta, m, g, L, eta, mu)
+    v = np.array([0.3, 0.1, 0.2, 0.4, 0.0])
+    t_new, m_new, v_new = P.theta_step(theta, m, v, 7, g, L, eta, mu)          # k = 0: the plain step (32)
+    np.testing.assert_allclose(v_new, 0.9 * v + 0.1 * (g / L) ** 2, rtol=1e-15)
     want_m = np.array([0.9 * 0.1 + 0.1 * 1.0, 0.9 * -0.2 + 0.1 * 2.0, 0.1 * -3.0, 0.9 * 0.3, 0.1 * -0.5])
     np.testing.assert_allclose(m_new, want_m, rtol=1e-15, atol=1e-15)
     want_t = np.clip(theta - eta * want_m, 0.0, 1.0)
@@ -167,11 +171,57 @@ def test_theta_step_formula_and_projection():
 
 def test_theta_step_stays_in_unit_interval():
     rng = np.random.default_rng(30)
-    theta, m = rng.uniform(0, 1, 50), np.zeros(50)
-    for _ in range(200):
-        theta, m = P.theta_step(theta, m, rng.normal(scale=50.0, size=50), 0.7, 0.05, 0.9)
+    theta, m, v = rng.uniform(0, 1, 50), np.zeros(50), np.zeros(50)
+    for t in range(1, 201):
+        theta, m, v = P.theta_step(theta, m, v, t, rng.normal(scale=50.0, size=50), 0.7, 0.05, 0.9)
         assert np.all(theta >= 0.0) and np.all(theta <= 1.0)
     assert np.any(theta == 0.0) and np.any(theta == 1.0)   # both walls were hit
+
+
+@pytest.mark.parametrize("t", [2, 3, 10, 1000])
+def test_standard_error_matches_the_spread_of_the_average(t):
+    """E[se²] (Eq. 38) equals Var(m_t) of the exponential average of t i.i.d. draws, for any t: the n_eff
+    correction matters at small t. Negative control: the variance without n_eff/(n_eff − 1) misses at t ≤ 10."""
+    mu, reps, sigma = 0.9, 20000, 2.0
+    rng = np.random.default_rng(31)
+    g = 0.7 + sigma * rng.standard_normal((t, reps))                  # draws of one unit over t steps, reps copies
+    m, v = np.zeros(reps), np.zeros(reps)
+    for s in range(t):
+        m, v = mu * m + (1 - mu) * g[s], mu * v + (1 - mu) * g[s] ** 2
+    se = P.standard_error(m, v, t, mu)
+    var_m = np.var(m, ddof=1)
+    # Monte-Carlo tolerance: 4 standard errors of the mean of se² and of the sample variance of m
+    tol = 4 * np.sqrt(np.var(se ** 2) / reps + 2 * var_m ** 2 / reps)
+    assert abs(np.mean(se ** 2) - var_m) < tol, (np.mean(se ** 2), var_m, tol)
+    c = 1 - mu ** t
+    n_eff = c * c * (1 + mu) / ((1 - mu) * (1 - mu ** (2 * t)))
+    naive = (c ** 2 / n_eff) * np.maximum(v / c - (m / c) ** 2, 0)     # no small-sample correction
+    if t <= 10:
+        assert abs(np.mean(naive) - var_m) > tol
+    assert np.all(np.isinf(P.standard_error(m[:3], v[:3], 1, mu)))    # one draw: no spread known yet
+
+
+def walk(k, drift, steps=4000, units=400, seed=32):
+    """θ of `units` units from 1 under ĝ = drift + N(0, 1) per step (L̄ = 1, η_θ = 0.05, μ_θ = 0.99)."""
+    rng = np.random.default_rng(seed)
+    theta, m, v = np.ones(units), np.zeros(units), np.zeros(units)
+    for t in range(1, steps + 1):
+        theta, m, v = P.theta_step(theta, m, v, t, drift + rng.standard_normal(units), 1.0, 0.05, 0.99, k)
+    return theta
+
+
+def test_pure_noise_does_not_move_theta_off_the_wall_with_evidence():
+    """Zero-mean noise at θ = 1: the plain step (k = 0) keeps the downward half of every kick and drifts θ
+    into (0, 1); at k = 3 (the default, Eq. 37) only excursions of the average beyond 3 standard errors move θ."""
+    plain, gated = walk(0.0, 0.0), walk(3.0, 0.0)
+    assert np.mean(plain == 1.0) < 0.5 and np.median(plain) < 0.9 and np.min(plain) == 0.0
+    assert np.median(gated) == 1.0 and np.min(gated) > 0.75
+
+
+def test_a_steady_signal_moves_theta_with_evidence():
+    """A gradient of 0.5 noise standard deviations (≈ 7 standard errors of the average) still drives θ to 0."""
+    assert np.all(walk(3.0, 0.5, steps=1500) == 0.0)
+    assert np.all(walk(3.0, -0.5, steps=1500) == 1.0)
 
 
 def test_keep_last_units_small():
@@ -193,17 +243,19 @@ def test_mlp_layer_keeps_unit_densenet_layer_vanishes_and_forward_works():
     adam = A.adam_init(params)
     theta = {k: rng.uniform(0.2, 1.0, v.shape) for k, v in WR.ones_theta(wiring).items()}
     m_theta = {k: np.zeros_like(v) for k, v in theta.items()}
+    v_theta = {k: np.zeros_like(v) for k, v in theta.items()}
     floor = 1e-3
     pushed = {"ofenet/s2", "ofenet/a3", "actor/h2", "critic1/h1"}
-    for _ in range(60):                              # large positive gradient on `pushed`, noise elsewhere
+    for t in range(1, 61):                           # large positive gradient on `pushed`, noise elsewhere
         for s in wiring.layers:
             if not s.gated:
                 continue
             g = (10.0 if s.name in pushed else 0.0) + 0.01 * rng.normal(size=theta[s.name].shape)
-            new, m_theta[s.name] = P.theta_step(theta[s.name], m_theta[s.name], g, 1.0, 0.05, 0.9)
+            new, m_theta[s.name], v_theta[s.name] = P.theta_step(theta[s.name], m_theta[s.name], v_theta[s.name],
+                                                                 t, g, 1.0, 0.05, 0.9)
             theta[s.name] = P.keep_last_units(new, theta[s.name], s.min_units, floor)
             assert np.all((theta[s.name] >= 0) & (theta[s.name] <= 1))
-        P.prune_zero_units(wiring, theta, [params, stats, adam.m, adam.v], [m_theta])
+        P.prune_zero_units(wiring, theta, [params, stats, adam.m, adam.v], [m_theta, v_theta])
     # MLP layers (min_units = 1) held one unit at θ >= floor; DenseNet layers emptied
     for name in ("actor/h2", "critic1/h1"):
         assert len(theta[name]) == 1 and theta[name][0] >= floor

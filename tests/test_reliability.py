@@ -248,10 +248,10 @@ def _edit_saved_config(path, **changes):
 
 
 @pytest.mark.parametrize("method, saved, refused", [
-    # the defaults' effective β/η_θ per network (OFENet 1, actor 0.1, critics 0.1), written another way
-    # (the shared field holds the actor's value, OFENet its own; the actor's −1, the unset value of files
-    # written before None): resumable
-    ("xinet", dict(beta=0.1, beta_ofenet=1.0, beta_actor=-1.0), None),
+    # the defaults' effective β = 1 for every network, written another way (each network's own value):
+    # resumable; and the actor's −1, the unset value of files written before None: resumable
+    ("xinet", dict(beta=0.3, beta_ofenet=1.0, beta_actor=1.0, beta_critic=1.0), None),
+    ("xinet", dict(beta_actor=-1.0), None),
     # another effective β for the actor: refused
     ("xinet", dict(beta_actor=0.7), "beta_actor"),
     # another effective sampling floor for OFENet: refused
@@ -581,8 +581,8 @@ def nan_critic_loss(original):
 
 def nan_theta_step(original):
     def theta_step(*args):
-        theta, m = original(*args)
-        return theta * np.nan, m
+        theta, m, v = original(*args)
+        return theta * np.nan, m, v
     return theta_step
 
 
@@ -734,7 +734,8 @@ def test_mlp_layer_is_held_at_its_last_unit(dtype):
     of a critic's or the actor's hidden layer to θ = 0; the unit with the largest θ before the step is held
     at θ = ε_ξ instead and never pruned, and the critic keeps computing and learning through it."""
     rng = np.random.default_rng(12)
-    cfg = AgentConfig(ofenet=False, gated=True, hidden=(7, 6), beta=1e4, eta_theta=1.0, mu_theta=0.0, **SHARED_KNOBS)
+    cfg = AgentConfig(ofenet=False, gated=True, hidden=(7, 6), beta=1e4, eta_theta=1.0, mu_theta=0.0, k_theta=0.0,
+                      **SHARED_KNOBS)
     agent = Agent(cfg, obs_dim=OBS, act_dim=ACT, log_scale=LOG_SCALE, rng=rng, dtype=dtype)
     agent.theta["critic1/h1"] = np.array([0.9, 0.9, 0.95, 1.0, 0.9, 0.9, 0.9], dtype=dtype)
     column = agent.params["critic1/h1"]["W"][:, 3].copy()

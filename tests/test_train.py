@@ -360,7 +360,7 @@ def test_train_help_documents_every_flag_from_the_config_comments(capsys):
     for f in fields(TrainConfig):
         assert "--" + f.name.replace("_", "-") in text
         assert " ".join(comments[f.name].split()) in text, f.name
-    for shown in ("(default: 256,256)", "(default: 0.05)", "(default: 'pair')", "(default: 0)",
+    for shown in ("(default: 256,256)", "(default: 0.05)", "(default: 'flip')", "(default: 0)",
                   "(default: none)", "(default: 'float32')"):
         assert shown in text
 

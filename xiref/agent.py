@@ -56,20 +56,21 @@ class AgentConfig:
     ofe_widths: tuple = ()          # per-layer widths (2L, state then action block); overrides ofe_units
     target_dim: int = 0             # T, predicted part of o′ (0: whole observation)
     gated: bool = False             # XiNet: Bernoulli gates on OFENet, actor and critic units
-    beta: float = 1.0               # β_n (Eq. 19) of every network whose own β below is unset
+    beta: float = 1.0               # β (Eq. 19), the one price knob: every network whose own β below is unset
     beta_ofenet: float | None = None    # β for OFENet alone (none: use beta)
-    beta_actor: float | None = 0.1      # β for the actor alone (none: use beta; default measured, METHOD §7)
-    beta_critic: float | None = 0.1     # β for each critic (none: use beta; default measured, METHOD §7)
-    eta_theta: float = 0.05         # η_θ (Eq. 32) of every network whose own η_θ below is unset
+    beta_actor: float | None = None     # β for the actor alone (none: use beta)
+    beta_critic: float | None = None    # β for each critic (none: use beta)
+    eta_theta: float = 0.05         # η_θ (Eq. 37) of every network whose own η_θ below is unset
     eta_theta_ofenet: float | None = None   # η_θ for OFENet alone (none: use eta_theta)
-    eta_theta_actor: float | None = 0.01  # η_θ for the actor alone (none: use eta_theta; measured, METHOD §7)
-    eta_theta_critic: float | None = 0.0005  # η_θ for each critic (none: use eta_theta; METHOD §7; was 0.002)
-    mu_theta: float = 0.99          # μ_θ (Eq. 32)
+    eta_theta_actor: float | None = None    # η_θ for the actor alone (none: use eta_theta)
+    eta_theta_critic: float | None = None   # η_θ for each critic (none: use eta_theta)
+    mu_theta: float = 0.99          # μ_θ (Eq. 32): the θ-gradient average's decay
+    k_theta: float = 3.0            # θ moves only beyond k_θ standard errors of its averaged gradient (Eq. 37)
     eps_xi: float = 0.001           # ε_ξ floor (Eq. 4; Choice, docs/METHOD.md) of every network whose own is unset
     eps_xi_ofenet: float | None = None  # ε_ξ for OFENet alone (none: use eps_xi)
     eps_xi_actor: float | None = None   # ε_ξ for the actor alone (none: use eps_xi)
     eps_xi_critic: float | None = None  # ε_ξ for each critic (none: use eps_xi)
-    baseline: str = "pair"          # score-function baseline (Eq. 23)
+    baseline: str = "flip"          # θ-gradient estimator: flip (Eq. 33–34), muprop(-loo) (35), none/loo/pair (23)
     lam_w: float = 0.0              # λ_w slab-prior weight, Eq. (16); 0 as SAC/OFENet use no weight decay
     loss_scale_rate: float = 0.01   # EMA rate of L̄_n (Eq. 19)
     eps_bn: float = 1e-3            # BN ε (Keras, as OFENet)
@@ -88,7 +89,9 @@ class Agent:
         self.params, self.stats = N.init_params(self.wiring.layers, self.wiring.free_widths, rng, dtype)
         self.target = copy.deepcopy({k: v for k, v in self.params.items() if k.startswith("critic")})
         self.theta = W.ones_theta(self.wiring, dtype)
-        self.m_theta = {k: np.zeros_like(v) for k, v in self.theta.items()}
+        self.m_theta = {k: np.zeros_like(v) for k, v in self.theta.items()}      # first moment of ĝ_θ/L̄ (32)
+        self.v_theta = {k: np.zeros_like(v) for k, v in self.theta.items()}      # second moment (37)
+        self.t_theta = {net: 0 for net in self.wiring.nets()}                    # θ-steps taken per network
         self.opt = {net: adam_init({s.name: self.params[s.name] for s in self.wiring.net_layers(net)},
                                    getattr(cfg, "lr_" + ("critic" if net.startswith("critic") else net)))
                     for net in self.wiring.nets()}
@@ -158,10 +161,13 @@ class Agent:
         adam_step(self.params, grads, self.opt[net])
         if cfg.gated and update_theta:
             scale, eta = max(self.loss_scale[net], 1e-12), self.knob(net, "eta_theta")
+            self.t_theta[net] = self.t_theta.get(net, 0) + 1
             for spec in self.specs(net):
                 if spec.gated:
-                    new, self.m_theta[spec.name] = theta_step(self.theta[spec.name], self.m_theta[spec.name],
-                                                              g_theta[spec.name], scale, eta, cfg.mu_theta)
+                    name = spec.name
+                    new, self.m_theta[name], self.v_theta[name] = theta_step(
+                        self.theta[name], self.m_theta[name], self.v_theta[name], self.t_theta[net],
+                        g_theta[name], scale, eta, cfg.mu_theta, cfg.k_theta)
                     floor = self.knob(net, "eps_xi")
                     self.theta[spec.name] = keep_last_units(new, self.theta[spec.name], spec.min_units, floor)
 
@@ -169,7 +175,7 @@ class Agent:
         """Remove every unit at θ = 0 from all containers (§7). Returns {layer: removed}."""
         layer_containers = [self.params, self.stats, self.target]
         layer_containers += [o.m for o in self.opt.values()] + [o.v for o in self.opt.values()]
-        return prune_zero_units(self.wiring, self.theta, layer_containers, [self.m_theta])
+        return prune_zero_units(self.wiring, self.theta, layer_containers, [self.m_theta, self.v_theta])
 
     # ------------------------------------------------------------------ OFENet, Eq. (8)
     def update_ofenet(self, batch, rng, update_theta=False):

@@ -78,7 +78,7 @@ RULES = {   # field (or shared knob, for its per-network fields too) -> (test, w
                      "ofe_layers", "ofe_units", "lr_actor", "lr_critic", "lr_alpha", "lr_ofenet", "init_alpha",
                      "eta_theta", "eps_bn"), POSITIVE),
     **dict.fromkeys(("seed", "start_steps", "ofe_pretrain_steps", "theta_delay_ofenet", "theta_delay_sac",
-                     "target_dim", "beta", "lam_w"), NON_NEGATIVE),
+                     "target_dim", "beta", "lam_w", "k_theta"), NON_NEGATIVE),
     "eps_xi": _interval(0, 0.5, False, False),
     **dict.fromkeys(("gamma", "tau", "loss_scale_rate"), _interval(0, 1, False, True)),
     **dict.fromkeys(("mu_theta", "bn_momentum"), _interval(0, 1, True, False)),
@@ -103,13 +103,14 @@ def _shared(name):
     return name.rsplit("_", 1)[0] if name in KNOB_FIELDS else None
 
 
-def field_problem(name, value, label=None):
+def field_problem(name, value, label=None, choices=True):
     """Why `value` cannot be setting `name`, in one phrase that begins with `label` (default: its --flag); None
-    when it can."""
+    when it can. choices=False: a method, dtype or baseline outside today's lists passes (a file may name a
+    variant or another version's choice; what runs it is checked again by `validate`)."""
     label, kind = label or flag(name), FIELD_KINDS[name]
     if not of_kind(value, kind):
         return f"{label} must be {KIND_TEXT[kind]}, got {_shown(value)}"
-    if name in CHOICES and value not in CHOICES[name]:
+    if choices and name in CHOICES and value not in CHOICES[name]:
         return f"unknown {label.lstrip('-')} {value!r}; choose one of {', '.join(CHOICES[name])}"
     test, text = RULES.get(_shared(name) or name, (None, None))
     if test is None or value is None or test(value):
@@ -143,6 +144,8 @@ def _cross_problems(cfg):
     yield bool(cfg.ofe_widths) and cfg.method == "sac", "--ofe-widths: --method sac has no OFENet; drop --ofe-widths"
     for name in ("ofenet", "gated"):
         yield getattr(cfg, name) and not switches[name], switch_contradiction(name, True, cfg.method)
+    yield cfg.k_theta > 0 and cfg.mu_theta == 0, \
+        f"--k-theta {cfg.k_theta} needs --mu-theta > 0: an average of one draw has no standard error (Eq. 38)"
 
 
 def validate(cfg):
@@ -202,16 +205,20 @@ def normalize_config(d, source):
     for name in FIELD_KINDS:
         if name in d:
             out[name] = _from_json(name, d[name])
-            problem = field_problem(name, out[name], label=name)
+            problem = field_problem(name, out[name], label=name, choices=False)
             if problem:
                 raise UserError(f"{source}: {problem}")
     return out
 
 
+# fields a configuration written before they existed lacks, with the value its run had: the plain θ-step (32)
+BEFORE_FIELDS = {"k_theta": 0.0}
+
+
 def config_from_dict(d, source="configuration"):
     """TrainConfig of a configuration read back; a per-network knob it lacks (written before the field existed)
     is unset, as it was for that run."""
-    return TrainConfig(**{**SHARED_KNOBS, **normalize_config(d, source)})
+    return TrainConfig(**{**SHARED_KNOBS, **BEFORE_FIELDS, **normalize_config(d, source)})
 
 
 def portable_config(cfg):

@@ -1,4 +1,4 @@
-"""Projected θ-steps and permanent, physical pruning (docs/METHOD.md §7, Eq. 32).
+"""Evidence-gated projected θ-steps and permanent, physical pruning (docs/METHOD.md §7, Eq. 32, 37, 38).
 
 Compaction reads the same Wiring as the cost C(θ): a unit of layer `name` owns column j of that layer's
 W and entry j of every per-unit vector (b, BN s, c, running mean and var, and the Adam moments of all of
@@ -8,13 +8,41 @@ expected-gate output unchanged, because the unit's contribution θ_j φ_j = 0 al
 import numpy as np
 
 
-def theta_step(theta, m_theta, g, loss_scale, eta, mu):
-    """m_θ ← μ_θ m_θ + (1 − μ_θ) ĝ_θ / L̄,  θ ← Π_[0,1](θ − η_θ m_θ).   Eq. (32)
+def theta_step(theta, m_theta, v_theta, t, g, loss_scale, eta, mu, k=0.0):
+    """The evidence-gated projected θ-step.   Eq. (32), (37), (38)
 
-    Returns new (theta, m_theta); L̄ (loss_scale) makes η_θ dimensionless.
+    m_θ ← μ_θ m_θ + (1 − μ_θ) ĝ_θ / L̄,   v_θ ← μ_θ v_θ + (1 − μ_θ) (ĝ_θ / L̄)²,
+    θ ← Π_[0,1](θ − η_θ S(m_θ, k·se)),   S(x, τ) = sign(x) max(|x| − τ, 0),
+    so θ_j moves only on the part of its averaged gradient that lies beyond k standard errors of that average;
+    k = 0 is the plain step (32). t ≥ 1 counts the network's θ-steps including this one; L̄ (loss_scale) makes
+    η_θ dimensionless. Returns new (theta, m_theta, v_theta).
     """
-    m_new = (mu * m_theta + (1.0 - mu) * (g / loss_scale)).astype(theta.dtype, copy=False)
-    return np.clip(theta - eta * m_new, 0.0, 1.0).astype(theta.dtype, copy=False), m_new
+    x = g / loss_scale
+    m_new = (mu * m_theta + (1.0 - mu) * x).astype(theta.dtype, copy=False)
+    v_new = (mu * v_theta + (1.0 - mu) * (x * x)).astype(theta.dtype, copy=False)
+    step = m_new if k == 0 else shrink(m_new, k * standard_error(m_new, v_new, t, mu))
+    return np.clip(theta - eta * step, 0.0, 1.0).astype(theta.dtype, copy=False), m_new, v_new
+
+
+def standard_error(m, v, t, mu):
+    """se_j of the average m_j after t steps, from the moments m, v (Eq. 38); inf while t ≤ 1.
+
+    With weights w_s ∝ μ^(t−s) the average m/c, c = 1 − μ^t, has n_eff = c²(1 + μ) / ((1 − μ)(1 − μ^(2t)))
+    effective samples; σ̂² = (v/c − (m/c)²) n_eff/(n_eff − 1) is unbiased for the per-step variance, and
+    se(m) = c σ̂ / √n_eff.
+    """
+    c = 1.0 - mu ** t
+    n_eff = c * c * (1.0 + mu) / ((1.0 - mu) * (1.0 - mu ** (2 * t))) if t > 0 else 0.0
+    if n_eff <= 1.0 + 1e-9:
+        return np.full_like(m, np.inf)
+    # σ̂² = (v̂ − m̂²) n_eff / (n_eff − 1),  v̂ = v/c, m̂ = m/c                       Eq. (38)
+    var = np.maximum(v / c - (m / c) ** 2, 0.0) * (n_eff / (n_eff - 1.0))
+    return (c / np.sqrt(n_eff)) * np.sqrt(var)
+
+
+def shrink(x, tau):
+    """S(x, τ) = sign(x) max(|x| − τ, 0): soft thresholding (0 wherever τ = inf).   Eq. (37)"""
+    return np.sign(x) * np.maximum(np.abs(x) - tau, 0.0)
 
 
 def keep_last_units(theta_new, theta_old, min_units, floor):

@@ -84,7 +84,7 @@ def _row(path, header, values, line):
     if len(values) != len(header):
         raise UserError(f"{path} line {line} has {len(values)} of its {len(header)} columns (cut or damaged)")
     row = dict(zip(header, values))
-    if not row["step"].isdigit() or not row["step"].isascii():
+    if not row["step"].isdigit() or not row["step"].isascii() or len(row["step"]) > 18:     # < 10^18 steps
         raise UserError(f"{path} line {line}: step {row['step'][:20]!r} is not an integer >= 0")
     for column, text in row.items():
         if text != "" and not _is_number(text):

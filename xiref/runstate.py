@@ -21,9 +21,9 @@ def agent_arrays(agent):
     """Nested dict of every array of the agent; '__scalars__' holds the JSON-able rest."""
     opt = {net: {"m": o.m, "v": o.v} for net, o in agent.opt.items()}
     scalars = {"opt_t": {net: o.t for net, o in agent.opt.items()}, "opt_alpha_t": agent.opt_alpha.t,
-               "loss_scale": agent.loss_scale, "cost_initial": agent.cost_initial}
+               "loss_scale": agent.loss_scale, "cost_initial": agent.cost_initial, "t_theta": agent.t_theta}
     return {"params": agent.params, "stats": agent.stats, "target": agent.target, "theta": agent.theta,
-            "m_theta": agent.m_theta, "opt": opt, "log_alpha": agent.log_alpha,
+            "m_theta": agent.m_theta, "v_theta": agent.v_theta, "opt": opt, "log_alpha": agent.log_alpha,
             "opt_alpha": {"m": agent.opt_alpha.m, "v": agent.opt_alpha.v}, "__scalars__": scalars}
 
 
@@ -33,6 +33,9 @@ def load_agent_arrays(agent, tree, scalars):
         return {k: cast(v) if isinstance(v, dict) else np.array(v, dtype=agent.dtype) for k, v in t.items()}
     for key in ("params", "stats", "target", "theta", "m_theta", "log_alpha"):
         setattr(agent, key, cast(tree.get(key, {})))
+    # a checkpoint written before the second moment (37) existed: its runs used k_θ = 0, which never reads it
+    agent.v_theta = cast(tree["v_theta"]) if "v_theta" in tree else {k: np.zeros_like(v) for k, v in
+                                                                     agent.theta.items()}
     expected = set(agent.wiring.gated_names())
     if set(agent.theta) != expected:
         raise UserError("checkpoint mismatch: its gated layers differ from this configuration's")
@@ -42,6 +45,7 @@ def load_agent_arrays(agent, tree, scalars):
                                 t=int(scalars["opt_alpha_t"]), lr=agent.opt_alpha.lr)
     agent.loss_scale = dict(scalars["loss_scale"])
     agent.cost_initial = float(scalars["cost_initial"])
+    agent.t_theta = {net: int(t) for net, t in scalars.get("t_theta", {}).items()}
     check_shapes(agent)
 
 
@@ -59,8 +63,9 @@ def check_shapes(agent):
         if s.bn:
             expected.append(("BN statistics", agent.stats, {"mean": (n,), "var": (n,)}))
         if s.gated:
-            units = {s.name: {"theta": theta[s.name], "m_theta": agent.m_theta.get(s.name)}}
-            expected.append(("θ", units, {"theta": (n,), "m_theta": (n,)}))
+            units = {s.name: {"theta": theta[s.name], "m_theta": agent.m_theta.get(s.name),
+                              "v_theta": agent.v_theta.get(s.name)}}
+            expected.append(("θ", units, {"theta": (n,), "m_theta": (n,), "v_theta": (n,)}))
         for what, container, want in expected:
             got = {k: np.shape(a) for k, a in container.get(s.name, {}).items()}
             if got != want:
@@ -75,7 +80,7 @@ HEADER = tuple(HEADER_KINDS)             # every entry of a run checkpoint's hea
 
 
 # settings that only act through the gates (xiref/agent.py `_step_net`, xiref/train.py `Run.updates`)
-GATE_ONLY = ("beta", "eta_theta", "mu_theta", "eps_xi", "baseline", "lam_w", "loss_scale_rate",
+GATE_ONLY = ("beta", "eta_theta", "mu_theta", "k_theta", "eps_xi", "baseline", "lam_w", "loss_scale_rate",
              "theta_delay_ofenet", "theta_delay_sac")
 
 
@@ -83,7 +88,8 @@ def effective_config(d):
     """The settings that determine a run's continuation: each network's resolved β, η_θ and ε_ξ (its own value,
     or the shared one when unset, as `Agent.knob`) instead of the raw fields, and no gate settings for an
     ungated method — so a changed default that the run does not use never blocks a resume."""
-    d = dict(d)
+    from .config import BEFORE_FIELDS
+    d = {**BEFORE_FIELDS, **d}
     resolved = {f"{name}_{net}": resolve_knob(d.get, net, name) for name in KNOBS for net in KNOB_NETS}
     d = {k: v for k, v in d.items() if k not in KNOBS}
     d.update(resolved)
@@ -130,7 +136,7 @@ def restore_run(run, loaded=None):
         run.env.reset(seed=run.episode_seed())
         set_env_state(run.env, env_state)
         run.rng.bit_generator.state = header["rng"]
-    except (KeyError, ValueError, TypeError, AttributeError, IndexError) as exc:
+    except (KeyError, ValueError, TypeError, AttributeError, IndexError, OverflowError) as exc:
         raise UserError(f"checkpoint {path} does not fit this run ({type(exc).__name__}: {exc})") from None
 
 

@@ -36,48 +36,61 @@ ROOT = DEFAULT_ROOT                                      # where runs go; --root
 # (2026-11-22), when it became 0.0005 (docs/EXPERIMENTS.md, "The critics' θ step"); pinned so that a re-run
 # reproduces the committed one
 CRITIC_ETA_0002 = ["--eta-theta-critic", "0.002"]
+# the XiNet defaults until 2026-12-05 (commit 2ffd3f6 and before): the score-function baseline `pair`, the plain
+# θ-step (32) (k_θ = 0), and a β and η_θ per network; pinned in every variant measured under them, so that a
+# re-run reproduces the committed one (docs/EXPERIMENTS.md, CHANGELOG.md)
+PAIR = ["--baseline", "pair", "--k-theta", "0", "--beta-actor", "0.1", "--beta-critic", "0.1", "--eta-theta-actor",
+        "0.01", "--eta-theta-critic", "0.0005"]
 # directory name -> (xiref method, its fixed flags[, for an ofe-small variant: the xinet variant giving its widths])
 VARIANTS = {
+    # XiNet at the defaults until 2026-12-05, and its ofe-small
+    "xinet-pair": ("xinet", PAIR),
+    "ofe-small-pair": ("ofe-small", [], "xinet-pair"),
     # the critics' θ step at 0.002, the default before e792b3d (2026-11-22): `xinet` and its `ofe-small`
-    "xinet-critic-eta0.002": ("xinet", CRITIC_ETA_0002),
+    "xinet-critic-eta0.002": ("xinet", PAIR + CRITIC_ETA_0002),
     "ofe-small-critic-eta0.002": ("ofe-small", [], "xinet-critic-eta0.002"),
     # every net gated, but the actor's and critics' θ never step within 1M steps: XiNet prunes OFENet alone
-    "xinet-ofenet-only": ("xinet", ["--theta-delay-sac", "1000000"] + CRITIC_ETA_0002),
+    "xinet-ofenet-only": ("xinet", PAIR + ["--theta-delay-sac", "1000000"] + CRITIC_ETA_0002),
     # OFENet's price cut tenfold: on HalfCheetah β_ofenet = 1 leaves 29 of 480 units and an aux loss 4× ofe's
-    "xinet-ofe-beta0.1": ("xinet", ["--beta-ofenet", "0.1"] + CRITIC_ETA_0002),
+    "xinet-ofe-beta0.1": ("xinet", PAIR + ["--beta-ofenet", "0.1"] + CRITIC_ETA_0002),
     # no OFENet price at all: does OFENet still collapse (then something other than the cost drives θ to 0)?
-    "xinet-ofe-beta0": ("xinet", ["--beta-ofenet", "0"] + CRITIC_ETA_0002),
+    "xinet-ofe-beta0": ("xinet", PAIR + ["--beta-ofenet", "0"] + CRITIC_ETA_0002),
     # OFENet's θ step cut fivefold: is absorption at θ = 0 noise-driven (η_θ) rather than price-driven (β)?
-    "xinet-ofe-eta0.01": ("xinet", ["--eta-theta-ofenet", "0.01"] + CRITIC_ETA_0002),
+    "xinet-ofe-eta0.01": ("xinet", PAIR + ["--eta-theta-ofenet", "0.01"] + CRITIC_ETA_0002),
     # between the default 0.05 and 0.01: 0.01 kept ofe's return but removed only 39 % of OFENet by 100k steps
-    "xinet-ofe-eta0.02": ("xinet", ["--eta-theta-ofenet", "0.02"] + CRITIC_ETA_0002),
+    "xinet-ofe-eta0.02": ("xinet", PAIR + ["--eta-theta-ofenet", "0.02"] + CRITIC_ETA_0002),
     # OFENet's sampling floor 0.001 → 0.01: at θ̃ = 1 − ε_ξ a unit's θ-gradient arrives in rare kicks of size
     # ≈ 1/ε_ξ, and the upward ones are lost at the wall θ = 1 (examples/experiments/theta_walk.py, docs/EXPERIMENTS.md)
-    "xinet-ofe-eps0.01": ("xinet", ["--eps-xi-ofenet", "0.01"] + CRITIC_ETA_0002),
+    "xinet-ofe-eps0.01": ("xinet", PAIR + ["--eps-xi-ofenet", "0.01"] + CRITIC_ETA_0002),
     # floor 0.01 and a θ step 0.02 for OFENet: on HalfCheetah the floor alone kept 94.0 % of ofe's return with
     # 83.6 % removed, η_θ = 0.01 alone 102.6 % with 39.4 % — the two noise-quieting knobs together
-    "xinet-ofe-eps0.01-eta0.02": ("xinet", ["--eps-xi-ofenet", "0.01", "--eta-theta-ofenet", "0.02"]
+    "xinet-ofe-eps0.01-eta0.02": ("xinet", PAIR + ["--eps-xi-ofenet", "0.01", "--eta-theta-ofenet", "0.02"]
                                   + CRITIC_ETA_0002),
     # HalfCheetah's claim-1 variant plus the critics' fourfold smaller θ step that raised Hopper's return on every
     # seed (603 ± 96 → 1150 ± 252): the two measured fixes together, for Hopper, where the critics' limbo costs.
     # Hopper, seeds 0–2 (2a52179): 1067, 653, 1017 = 912 ± 185, below the default's 1150 ± 252
-    "xinet-ofe-eps0.01-eta0.02-critic-eta0.0005": ("xinet", ["--eps-xi-ofenet", "0.01", "--eta-theta-ofenet", "0.02",
+    "xinet-ofe-eps0.01-eta0.02-critic-eta0.0005": ("xinet", PAIR + ["--eps-xi-ofenet", "0.01", "--eta-theta-ofenet", "0.02",
                                                            "--eta-theta-critic", "0.0005"]),
     # OFENet's θ step cut fivefold at today's critics' default (pinned): on HalfCheetah η_θ = 0.01 kept 102.6 % of
     # ofe's return with 39 % removed; Hopper prunes far harder at equal settings (97.6 % removed with floor 0.01 and
     # η_θ 0.02), so here the slower step may remove ≥ 50 % and still keep the return (claim 1).
     # Hopper, seeds 0–2 (0248bbf): 699, 385, 540 = 541 ± 128 with 96.4 % removed — the collapse, stretched
-    "xinet-ofe-eta0.01-critic-eta0.0005": ("xinet", ["--eta-theta-ofenet", "0.01", "--eta-theta-critic", "0.0005"]),
+    "xinet-ofe-eta0.01-critic-eta0.0005": ("xinet", PAIR + ["--eta-theta-ofenet", "0.01", "--eta-theta-critic", "0.0005"]),
     # both: the lowest OFENet pruning pressure of the grid
-    "xinet-ofe-beta0.1-eta0.01": ("xinet", ["--beta-ofenet", "0.1", "--eta-theta-ofenet", "0.01"] + CRITIC_ETA_0002),
+    "xinet-ofe-beta0.1-eta0.01": ("xinet", PAIR + ["--beta-ofenet", "0.1", "--eta-theta-ofenet", "0.01"] + CRITIC_ETA_0002),
     # a θ warm-up, at the defaults: OFENet's θ frozen 30k steps longer — on HalfCheetah its θ-steps
     # (from 5k) leave 14–26k of 125k parameters by 40k; delayed, by 100k they have run ≈ 65k steps instead of 95k.
     # Seed 0 (df091f8): HalfCheetah 6595 vs the default's 7376, Hopper 694 vs 793 — the collapse comes later
-    "xinet-ofe-delay30000": ("xinet", ["--theta-delay-ofenet", "30000"]),
+    "xinet-ofe-delay30000": ("xinet", PAIR + ["--theta-delay-ofenet", "30000"]),
     # the SAC nets' θ frozen for 30k steps after learning starts instead of 5k (Hopper's critics' limbo).
     # Hopper, seeds 0–2 (1a5dd6c): 1096, 499, 943 vs the default's 793, 1332, 1324; the critics' θ at 100k as
     # the default's (the limbo comes later)
-    "xinet-sac-delay30000": ("xinet", ["--theta-delay-sac", "30000"]),
+    "xinet-sac-delay30000": ("xinet", PAIR + ["--theta-delay-sac", "30000"]),
+    # the flip estimator (Eq. 33–34) with the plain projected step (32), no price anywhere, one η_θ = 0.05 for every
+    # network: does an unbiased, quiet estimator alone stop the removal of useful units when nothing prices them?
+    # HalfCheetah seed 0 (32c248a): 405 of 480 OFENet units kept, return 7536 — the evidence rule (37) is the rest
+    "xinet-beta0": ("xinet", ["--beta", "0"]),
+    "xinet-flip-beta0": ("xinet", ["--k-theta", "0", "--beta", "0"]),
     # claim 2 against a xinet variant: an ungated OFENet at the widths that variant's run of the same seed ended with
     "ofe-small-eta0.01": ("ofe-small", [], "xinet-ofe-eta0.01"),
     "ofe-small-eps0.01": ("ofe-small", [], "xinet-ofe-eps0.01"),

@@ -49,7 +49,8 @@ def walk(run_dir, steps, seed, frozen, overrides=None, net="ofenet"):
     theta0 = np.concatenate([agent.theta[n] for n in names]).astype(np.float64)
     hit0 = theta0 <= 0.0
     saved = copy.deepcopy(([getattr(agent, a) for a in STATE], {k: agent.theta[k] for k in others},
-                           {k: agent.m_theta[k] for k in others}))
+                           {k: agent.m_theta[k] for k in others}, {k: agent.v_theta[k] for k in others},
+                           dict(agent.t_theta)))
     for _ in range(steps):
         batch = run.buffer.sample(rng, run.cfg.batch)
         if net == "ofenet":
@@ -57,11 +58,13 @@ def walk(run_dir, steps, seed, frozen, overrides=None, net="ofenet"):
         else:
             agent.update_sac(batch, rng, update_theta=True)
         if frozen:
-            state, theta, m_theta = copy.deepcopy(saved)
+            state, theta, m_theta, v_theta, t_theta = copy.deepcopy(saved)
             for a, v in zip(STATE, state):
                 setattr(agent, a, v)
             agent.theta.update(theta)
             agent.m_theta.update(m_theta)
+            agent.v_theta.update(v_theta)
+            agent.t_theta.update({k: t for k, t in t_theta.items() if k != net})
         hit0 |= np.concatenate([agent.theta[n] for n in names]) <= 0.0
     theta1 = np.concatenate([agent.theta[n] for n in names]).astype(np.float64)
     return run, theta0, theta1, hit0
@@ -84,8 +87,8 @@ def parse_overrides(items):
     float AgentConfig fields (knobs, not shapes) and the score-function baseline (Eq. 23), checked as `xiref
     train` checks them (xiref/config.py `validate`)."""
     from dataclasses import fields
-    from xiref.config import TrainConfig, validate
-    numeric = {f.name for f in fields(AgentConfig) if f.type in (float, "float")}
+    from xiref.config import FIELD_KINDS, TrainConfig, validate
+    numeric = {f.name for f in fields(AgentConfig) if FIELD_KINDS[f.name] in ("float", "knob")}
     out = {}
     for item in items:
         field, _, value = item.partition("=")
