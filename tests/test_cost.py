@@ -4,9 +4,11 @@
   against central finite differences, on a plain MLP and on the agent wiring with and without OFENet;
 * C(𝟙) = real parameter count of freshly initialised parameters;
 * at vertices θ ∈ {0,1}^N: after physical compaction (xiref/prune.py), C(θ) at the original vertex and at
-  the pruned θ (all ones) both equal the real parameter count, and macs equals Σ W.size.
+  the pruned θ (all ones) both equal the real parameter count, and macs equals Σ W.size;
+* network roles (OFENet's state/action blocks, the critics) are read from the wiring, not from layer names.
 """
 import copy
+import dataclasses
 
 import numpy as np
 import pytest
@@ -14,8 +16,10 @@ import pytest
 import gradutil as GU
 from xiref import adam as A
 from xiref import network as N
+from xiref import ofenet as OF
 from xiref import prune as P
 from xiref import wiring as WR
+from xiref.agent import without_action_block
 
 
 # ------------------------------------------------------------------ wirings under test
@@ -212,3 +216,42 @@ def test_cost_at_vertex_equals_compacted_param_count(which, zero_layers):
         # Adam moments and target copies are not counted in C (Choice, Eq. 28) but shrink alike
         assert WR.param_count(adam.m) == WR.param_count(adam.v) == real
         assert WR.param_count(target) == WR.param_count(params, nets=("critic1", "critic2"), wiring=wiring)
+
+
+# ------------------------------------------------------------------ 5. roles come from the wiring
+def renamed(wiring, layer_names, net_names):
+    """The wiring with layers and networks renamed; consumers' inputs and the roles follow."""
+    def name(src):
+        return layer_names.get(src, src)
+    layers = tuple(dataclasses.replace(s, name=name(s.name), net=net_names.get(s.net, s.net),
+                                       inputs=tuple(name(src) for src in s.inputs)) for s in wiring.layers)
+    roles = tuple((net_names.get(net, net), role) for net, role in wiring.roles)
+    return dataclasses.replace(wiring, layers=layers, roles=roles)
+
+
+def state_layers_by_name(wiring):
+    """The name-substring reading the wiring's `block` field replaced (negative control)."""
+    return tuple(s for s in wiring.net_layers("ofenet") if "/s" in s.name)
+
+
+def test_roles_come_from_the_wiring_not_from_names():
+    """Layers renamed 'layer00', 'layer01', … and the critics 'q_first', 'q_second': the same state/action blocks,
+    head, critic set and knob roles, an equal cost; a name-substring reading finds no state block."""
+    wiring = agent_ofenet()
+    layer_names = {s.name: f"layer{k:02d}" for k, s in enumerate(wiring.layers)}
+    other = renamed(wiring, layer_names, {"critic1": "q_first", "critic2": "q_second"})
+    for blocks in (OF.state_layers, OF.action_layers):
+        want = [layer_names[s.name] for s in blocks(wiring)]
+        assert len(want) == 3 and [s.name for s in blocks(other)] == want
+    assert [s.name for s in other.layers if s.block == "head"] == [layer_names["ofenet/head"]]
+    assert wiring.critics() == ("critic1", "critic2") and other.critics() == ("q_first", "q_second")
+    assert [other.role(net) for net in other.nets()] == ["ofenet", "actor", "critic", "critic"]
+    feats = {src: None for src in ("obs", "act", *layer_names.values())}
+    kept = set(without_action_block(other, feats))
+    assert kept == set(feats) - {layer_names[s.name] for s in OF.action_layers(wiring)}
+    theta = random_theta(wiring, np.random.default_rng(11))
+    assert WR.cost(other, {layer_names[k]: v for k, v in theta.items()}) == WR.cost(wiring, theta)
+    # negative control: the substring reading is right on the usual names, wrong on the renamed wiring
+    assert state_layers_by_name(wiring) == OF.state_layers(wiring)
+    assert state_layers_by_name(other) == () != OF.state_layers(other)
+    assert tuple(net for net in other.nets() if net.startswith("critic")) == () != other.critics()

@@ -20,7 +20,7 @@ from .prune import keep_last_units, prune_zero_units, theta_step
 
 NETS = ("ofenet", "actor", "critic1", "critic2")
 KNOBS = ("beta", "eta_theta", "eps_xi")      # the settings each network may have its own value of
-KNOB_NETS = ("ofenet", "actor", "critic")    # their suffixes: `<knob>_<net>`, both critics share `_critic`
+KNOB_NETS = ("ofenet", "actor", "critic")    # their suffixes `<knob>_<role>`: the wiring's roles (Wiring.role)
 # AgentConfig overrides under which `beta`, `eta_theta` and `eps_xi` alone set every network's β, η_θ and ε_ξ
 SHARED_KNOBS = {f"{name}_{net}": None for name in KNOBS for net in KNOB_NETS}
 
@@ -30,12 +30,12 @@ def own_knobs(cfg, name):
     return {f"{name}_{net}": getattr(cfg, f"{name}_{net}") for net in KNOB_NETS}
 
 
-def resolve_knob(get, net, name):
-    """β, η_θ or ε_ξ (`name` = "beta" | "eta_theta" | "eps_xi") of network `net`: its own field `name_<net>`
-    (critic1 and critic2 share `name_critic`) unless unset, else the shared field `name`. `get(field)` reads a
-    setting; unset is None — a field `get` does not know (a checkpoint from before the field existed) — or −1,
-    the unset value that config files written before None stored."""
-    own = get(f"{name}_{'critic' if net.startswith('critic') else net}")
+def resolve_knob(get, role, name):
+    """β, η_θ or ε_ξ (`name` = "beta" | "eta_theta" | "eps_xi") of the networks of role `role` (Wiring.role: critic1
+    and critic2 share the role 'critic'): their own field `name_<role>` unless unset, else the shared field `name`.
+    `get(field)` reads a setting; unset is None — a field `get` does not know (a checkpoint from before the field
+    existed) — or −1, the unset value that config files written before None stored."""
+    own = get(f"{name}_{role}")
     return get(name) if own is None or own == -1 else own
 
 
@@ -87,13 +87,14 @@ class Agent:
                        target_dim=cfg.target_dim or obs_dim)
         self.wiring = W.agent_wiring(obs_dim, act_dim, cfg.hidden, ofe, gated=cfg.gated)
         self.params, self.stats = N.init_params(self.wiring.layers, self.wiring.free_widths, rng, dtype)
-        self.target = copy.deepcopy({k: v for k, v in self.params.items() if k.startswith("critic")})
+        critic_layers = {s.name for net in self.wiring.critics() for s in self.wiring.net_layers(net)}
+        self.target = copy.deepcopy({k: v for k, v in self.params.items() if k in critic_layers})
         self.theta = W.ones_theta(self.wiring, dtype)
         self.m_theta = {k: np.zeros_like(v) for k, v in self.theta.items()}      # first moment of ĝ_θ/L̄ (32)
         self.v_theta = {k: np.zeros_like(v) for k, v in self.theta.items()}      # second moment (37)
         self.t_theta = {net: 0 for net in self.wiring.nets()}                    # θ-steps taken per network
         self.opt = {net: adam_init({s.name: self.params[s.name] for s in self.wiring.net_layers(net)},
-                                   getattr(cfg, "lr_" + ("critic" if net.startswith("critic") else net)))
+                                   getattr(cfg, "lr_" + self.wiring.role(net)))
                     for net in self.wiring.nets()}
         self.log_alpha = {"alpha": {"log_alpha": np.array([np.log(cfg.init_alpha)], dtype=dtype)}}
         self.opt_alpha = adam_init(self.log_alpha, cfg.lr_alpha)
@@ -137,7 +138,7 @@ class Agent:
         """(Q1, Q2) (B,) of critics with `params` (online or target), expected gates, at action act."""
         specs = OF.action_layers(self.wiring) if self.cfg.ofenet else ()
         specs += self.specs("critic1") + self.specs("critic2")
-        inputs = {k: v for k, v in feats.items() if not k.startswith("ofenet/a")}
+        inputs = without_action_block(self.wiring, feats)
         inputs["act"] = act
         allp = {**self.params, **params}
         acts, cache = N.forward(specs, allp, inputs, self.gates("ofenet", "critic1", "critic2"), self.stats,
@@ -146,7 +147,7 @@ class Agent:
 
     def knob(self, net, name):
         """Per-network value of `beta`, `eta_theta` or `eps_xi` (see `resolve_knob`)."""
-        return resolve_knob(lambda field: getattr(self.cfg, field), net, name)
+        return resolve_knob(lambda field: getattr(self.cfg, field), self.wiring.role(net), name)
 
     # ------------------------------------------------------------------ one network's step
     def _step_net(self, net, mean_loss, grads, g_theta, update_theta):
@@ -210,7 +211,7 @@ class Agent:
             self._step_net(k, mean_loss, grads, g_theta, update_theta)
             out[k + "_loss"] = mean_loss
 
-        f_actor = {k: v for k, v in feats.items() if k != "act" and not k.startswith("ofenet/a")}
+        f_actor = {k: v for k, v in without_action_block(self.wiring, feats).items() if k != "act"}
         eps = rng.standard_normal((B, self.act_dim)).astype(self.dtype)
         mean_loss, grads, g_theta, _ = xinet.gated_gradients(self.specs("actor"), self.params, f_actor, self.theta,
                                                               actor_loss_fn(self, f_actor, eps), rng,
@@ -229,6 +230,12 @@ class Agent:
         out["entropy"] = -float(np.mean(log_pi))
         sac.polyak(self.target, self.params, cfg.tau)                   # Eq. (14)
         return out
+
+
+def without_action_block(wiring, feats):
+    """feats without OFENet's action-block units (z_oa, Eq. 6), as the wiring's `block` field marks them."""
+    action = {s.name for s in OF.action_layers(wiring)}
+    return {k: v for k, v in feats.items() if k not in action}
 
 
 # ---------------------------------------------------------------------- the networks' own losses

@@ -35,11 +35,13 @@ def aux_loss_fn(o_next):
 
 
 def state_layers(wiring):
-    return tuple(s for s in wiring.net_layers("ofenet") if "/s" in s.name)
+    """The state block's layers (z_o, Eq. 5), as the wiring's `block` field marks them."""
+    return tuple(s for s in wiring.net_layers("ofenet") if s.block == "state")
 
 
 def action_layers(wiring):
-    return tuple(s for s in wiring.net_layers("ofenet") if "/a" in s.name)
+    """The action block's layers (z_oa, Eq. 6), as the wiring's `block` field marks them."""
+    return tuple(s for s in wiring.net_layers("ofenet") if s.block == "action")
 
 
 def features(wiring, params, stats, theta, obs, act=None, eps_bn=1e-3):

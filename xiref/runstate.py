@@ -53,12 +53,13 @@ def check_shapes(agent):
     """Every loaded container must follow the wiring at the loaded widths (len θ): a checkpoint of other
     dimensions is refused here, not by a broadcasting error some steps later."""
     wr, theta = agent.wiring, agent.theta
+    critics = wr.critics()
     for s in wr.layers:
         n = wr.out_width(s, theta)
         layer = {"W": (sum(wr.source_widths(s, theta)), n), "b": (n,), **({"s": (n,), "c": (n,)} if s.bn else {})}
         expected = [("params", agent.params, layer), ("Adam m", agent.opt[s.net].m, layer),
                     ("Adam v", agent.opt[s.net].v, layer)]
-        if s.net.startswith("critic"):
+        if s.net in critics:
             expected.append(("target", agent.target, layer))
         if s.bn:
             expected.append(("BN statistics", agent.stats, {"mean": (n,), "var": (n,)}))

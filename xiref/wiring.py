@@ -7,7 +7,9 @@ just longer input lists. From this single description come:
 
 * the forward/backward pass of every network (xiref/network.py),
 * the expected parameter count C(θ), its gradient and the expected multiply-adds (Eq. 26–30),
-* physical compaction when units are pruned (xiref/prune.py).
+* physical compaction when units are pruned (xiref/prune.py),
+* network roles: OFENet's state/action blocks and head (LayerSpec.block), the critics (Wiring.roles) —
+  read from here, never inferred from layer names.
 
 Widths of gated layers are *not* stored here: they are the current lengths of the θ arrays, so the
 wiring never changes when units are removed.
@@ -29,12 +31,14 @@ class LayerSpec:
     gated: bool          # units carry Bernoulli gates ξ ~ Bern(θ̃)   (Eq. 2)
     bn: bool = False     # BatchNorm before the activation            (Eq. 2')
     min_units: int = 0   # an MLP hidden layer keeps >= 1 unit; a DenseNet layer may vanish (§7)
+    block: str = ""      # OFENet part: 'state' (z_o, Eq. 5), 'action' (z_oa, Eq. 6), 'head' (Eq. 7); '' elsewhere
 
 
 @dataclass(frozen=True)
 class Wiring:
     free: tuple          # ((name, width), ...) inputs that are always present
     layers: tuple        # LayerSpec in forward order
+    roles: tuple = ()    # ((net, role), ...): role 'critic' marks a critic; a role is the net's knob/lr suffix
 
     @property
     def free_widths(self):
@@ -55,8 +59,20 @@ class Wiring:
         names = [name for name, _ in self.free] + [s.name for s in self.layers]
         return {name: tuple(s for s in self.layers if name in s.inputs) for name in names}
 
+    @cached_property
+    def _roles(self):
+        return dict(self.roles)
+
     def layer(self, name):
         return self._by_name[name]
+
+    def role(self, net):
+        """Role of network `net` ('ofenet' | 'actor' | 'critic'); a net without a listed role is its own."""
+        return self._roles.get(net, net)
+
+    def critics(self):
+        """The networks whose role is 'critic', in order of first appearance."""
+        return tuple(net for net in self.nets() if self.role(net) == "critic")
 
     def net_layers(self, net):
         """The layers of one network, in forward order."""
@@ -100,16 +116,17 @@ def mlp(net, inputs, hidden, n_out, act="relu", gated=True):
     return specs
 
 
-def densenet_block(net, prefix, inputs, n_layers, units, gated=True, bn=True):
+def densenet_block(net, prefix, inputs, n_layers, units, gated=True, bn=True, block=""):
     """Eq. (5)/(6): layer l reads [inputs, y_1, …, y_{l−1}]; the block output is all of them.
 
-    units: one width for every layer, or a sequence of n_layers widths.
+    units: one width for every layer, or a sequence of n_layers widths; block: each layer's `block` field.
     """
     widths = [units] * n_layers if np.isscalar(units) else list(units)
     specs, src = [], tuple(inputs)
     for k in range(n_layers):
         name = f"{net}/{prefix}{k + 1}"
-        specs.append(LayerSpec(name, net, src, int(widths[k]), "swish", gated, bn=bn, min_units=0))
+        specs.append(LayerSpec(name, net, src, int(widths[k]), "swish", gated, bn=bn, min_units=0,
+                               block=block))
         src = src + (name,)
     return specs, src
 
@@ -126,15 +143,17 @@ def agent_wiring(obs_dim, act_dim, hidden=(256, 256), ofenet=None, gated=True):
     if ofenet is not None:
         og, L = ofenet.get("gated", gated), ofenet["n_layers"]
         widths = ofenet.get("widths") or [ofenet["units"]] * (2 * L)
-        state, z_o = densenet_block("ofenet", "s", ("obs",), L, widths[:L], og)
-        action, z_oa = densenet_block("ofenet", "a", z_o + ("act",), L, widths[L:], og)
+        state, z_o = densenet_block("ofenet", "s", ("obs",), L, widths[:L], og, block="state")
+        action, z_oa = densenet_block("ofenet", "a", z_o + ("act",), L, widths[L:], og, block="action")
         specs += state + action
         # Eq. (7): linear prediction head ô = z_oa P + p
-        specs.append(LayerSpec("ofenet/head", "ofenet", z_oa, ofenet["target_dim"], "linear", False))
+        specs.append(LayerSpec("ofenet/head", "ofenet", z_oa, ofenet["target_dim"], "linear", False, block="head"))
     specs += mlp("actor", z_o, hidden, 2 * act_dim, gated=gated)
     specs += mlp("critic1", z_oa, hidden, 1, gated=gated)
     specs += mlp("critic2", z_oa, hidden, 1, gated=gated)
-    return Wiring(free=(("obs", obs_dim), ("act", act_dim)), layers=tuple(specs))
+    roles = (("ofenet", "ofenet"),) if ofenet is not None else ()
+    roles += (("actor", "actor"), ("critic1", "critic"), ("critic2", "critic"))
+    return Wiring(free=(("obs", obs_dim), ("act", act_dim)), layers=tuple(specs), roles=roles)
 
 
 # ------------------------------------------------------------------ cost, Eq. (26)–(30)

@@ -84,7 +84,7 @@ def load_finished(run_dirs):
 def critics_eta_theta(config):
     """The critics' θ step a run used (config.json, resolved as the agent resolves it), None for an ungated run:
     the knob whose default changed in commit e792b3d (0.002 → 0.0005), so every table row says which one it ran."""
-    return resolve_knob(config.get, "critic1", "eta_theta") if config.get("gated") else None
+    return resolve_knob(config.get, "critic", "eta_theta") if config.get("gated") else None
 
 
 def final_aux_loss(rows):
