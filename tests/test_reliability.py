@@ -248,10 +248,10 @@ def _edit_saved_config(path, **changes):
 
 
 @pytest.mark.parametrize("method, saved, refused", [
-    # the defaults' effective β = 1 for every network, written another way (each network's own value):
-    # resumable; and the actor's −1, the unset value of files written before None: resumable
-    ("xinet", dict(beta=0.3, beta_ofenet=1.0, beta_actor=1.0, beta_critic=1.0), None),
-    ("xinet", dict(beta_actor=-1.0), None),
+    # the defaults' effective β (1, the actor 0.1), written another way (each network's own value): resumable;
+    # and the critics' −1, the unset value of files written before None: resumable
+    ("xinet", dict(beta=0.3, beta_ofenet=1.0, beta_actor=0.1, beta_critic=1.0), None),
+    ("xinet", dict(beta_critic=-1.0), None),
     # another effective β for the actor: refused
     ("xinet", dict(beta_actor=0.7), "beta_actor"),
     # another effective sampling floor for OFENet: refused

@@ -58,7 +58,7 @@ class AgentConfig:
     gated: bool = False             # XiNet: Bernoulli gates on OFENet, actor and critic units
     beta: float = 1.0               # β (Eq. 19), the one price knob: every network whose own β below is unset
     beta_ofenet: float | None = None    # β for OFENet alone (none: use beta)
-    beta_actor: float | None = None     # β for the actor alone (none: use beta)
+    beta_actor: float | None = 0.1      # β for the actor alone (none: use beta); its loss −Q has no zero (METHOD §7)
     beta_critic: float | None = None    # β for each critic (none: use beta)
     eta_theta: float = 0.05         # η_θ (Eq. 37) of every network whose own η_θ below is unset
     eta_theta_ofenet: float | None = None   # η_θ for OFENet alone (none: use eta_theta)

@@ -89,8 +89,13 @@ VARIANTS = {
     # the flip estimator (Eq. 33–34) with the plain projected step (32), no price anywhere, one η_θ = 0.05 for every
     # network: does an unbiased, quiet estimator alone stop the removal of useful units when nothing prices them?
     # HalfCheetah seed 0 (32c248a): 405 of 480 OFENet units kept, return 7536 — the evidence rule (37) is the rest
-    "xinet-beta0": ("xinet", ["--beta", "0"]),
-    "xinet-flip-beta0": ("xinet", ["--k-theta", "0", "--beta", "0"]),
+    "xinet-flip-beta0": ("xinet", ["--k-theta", "0", "--beta", "0", "--beta-actor", "none"]),
+    # today's defaults with no price anywhere: does OFENet keep its units when nothing prices them?
+    "xinet-beta0": ("xinet", ["--beta", "0", "--beta-actor", "none"]),
+    # the β front at today's defaults (OFENet's and the critics' price; the actor keeps its own 0.1)
+    "xinet-beta3": ("xinet", ["--beta", "3"]),
+    "xinet-beta10": ("xinet", ["--beta", "10"]),
+    "xinet-beta30": ("xinet", ["--beta", "30"]),
     # claim 2 against a xinet variant: an ungated OFENet at the widths that variant's run of the same seed ended with
     "ofe-small-eta0.01": ("ofe-small", [], "xinet-ofe-eta0.01"),
     "ofe-small-eps0.01": ("ofe-small", [], "xinet-ofe-eps0.01"),
