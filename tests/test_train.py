@@ -74,7 +74,7 @@ def kill_at_log(step):
     """echo that kills the run when it logs `step` (after progress.csv is written, before that step's
     checkpoint)."""
     def echo(line):
-        if line.startswith(f"step {step} "):
+        if line.startswith(f"step {step}/"):
             raise Killed(step)
     return echo
 
@@ -326,7 +326,7 @@ def test_cli_prints_json_summary(reference, capsys, tmp_path):
     stdout, err = capsys.readouterr()
     assert "Traceback" not in err
     lines = stdout.strip().splitlines()
-    assert len(lines) > 1 and lines[0].startswith("step 100 ")
+    assert len(lines) > 1 and lines[0].startswith("step 100/600 ")
     summary = json.loads(lines[-1])
     keys = {"env", "method", "steps", "seed", "eval_return", "params", "seconds", "steps_per_second",
             "params_initial", "ofenet_params", "ofenet_params_initial", "macs", "macs_initial", "alive_units",
@@ -420,3 +420,28 @@ def test_resume_after_killed_checkpoint_write(variant, killed_during_save, refer
     run = copy_run(killed_during_save, tmp_path / "run")
     resume(tiny_config(run, **VARIANTS[variant]))
     assert_same_run(reference(variant), run)
+
+
+class FakeTerminal(io.StringIO):
+    def __init__(self, tty):
+        super().__init__()
+        self.tty = tty
+
+    def isatty(self):
+        return self.tty
+
+
+@pytest.mark.parametrize("tty", [True, False])
+def test_progress_is_one_live_line_on_a_terminal_and_lines_elsewhere(tty):
+    from xiref.cli import live_echo
+    stream = FakeTerminal(tty)
+    echo = live_echo(stream)
+    for text in ("resumed r at step 0", "step 100/300  steps/s 9.0  ETA 0:22", "step 200/300  steps/s 9.0  ETA 0:11",
+                 "wrote r/curves.png", ""):
+        echo(text)
+    if tty:      # the two progress lines share one line (\r, clear to its end); other messages get lines of their own
+        assert stream.getvalue() == ("resumed r at step 0\n\rstep 100/300  steps/s 9.0  ETA 0:22\x1b[K"
+                                     "\rstep 200/300  steps/s 9.0  ETA 0:11\x1b[K\nwrote r/curves.png\n")
+    else:
+        assert stream.getvalue().splitlines() == ["resumed r at step 0", "step 100/300  steps/s 9.0  ETA 0:22",
+                                                  "step 200/300  steps/s 9.0  ETA 0:11", "wrote r/curves.png"]

@@ -118,6 +118,26 @@ def build_parser():
     return ap
 
 
+def live_echo(stream):
+    """echo for `train`: on a terminal the progress lines ("step …") overwrite one live line and every other
+    message starts a line of its own; elsewhere (a file, a pipe) every message is a line."""
+    live = [False]
+
+    def echo(text):
+        if not stream.isatty():
+            if text:
+                print(text, file=stream, flush=True)
+            return
+        if text.startswith("step "):
+            stream.write("\r" + text + "\x1b[K")
+            live[0] = True
+        else:
+            stream.write(("\n" if live[0] else "") + (text + "\n" if text else ""))
+            live[0] = False
+        stream.flush()
+    return echo
+
+
 def cmd_train(args):
     from .allocator import keep_freed_memory
     from .config import TrainConfig, refuse_overridden
@@ -125,8 +145,9 @@ def cmd_train(args):
     keep_freed_memory()                        # fewer page faults per update, same numbers (xiref/allocator.py)
     cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
     refuse_overridden(cfg, getattr(args, "given", set()))
-    echo = (lambda *_: None) if args.quiet else (lambda s: print(s, flush=True))
+    echo = (lambda *_: None) if args.quiet else live_echo(sys.stdout)
     summary = train(cfg, resume=args.resume, overwrite=args.overwrite, echo=echo)
+    echo("")
     keys = ("env", "method", "steps", "seed", "eval_return", "final_return", "params", "params_initial",
             "ofenet_params", "ofenet_params_initial", "macs", "macs_initial", "alive_units", "seconds",
             "steps_per_second")

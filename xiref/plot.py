@@ -83,6 +83,7 @@ def plot_runs(run_dirs, out="", colours=None):
         if cfg.get("gated"):
             gated_groups.add(key)
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.5))
+    one_run = len(run_dirs) == 1                 # a single run's figure is titled as one run, not over seeds
     auto = group_colours(f"{env} {method}" for env, method in groups)
     for (env, method), runs in sorted(groups.items()):
         colour = colours[method] if colours else auto[f"{env} {method}"]
@@ -101,11 +102,11 @@ def plot_runs(run_dirs, out="", colours=None):
         for col in [c for c in rows[0] if c.startswith("alive:")]:
             s = _series(rows, col)
             axes[2].plot(s[:, 0], s[:, 1], label=col[6:])
-        axes[2].set_title(f"alive units per layer ({env} {label}, first run)")
+        axes[2].set_title(f"alive units per layer ({env} {label}{'' if one_run else ', first run'})")
         axes[2].legend(fontsize=6, ncol=2)
     else:
         axes[2].set_title("alive units per layer (no xinet run given)")
-    axes[0].set_title("evaluation return (mean ± std over seeds)")
+    axes[0].set_title("evaluation return" + ("" if one_run else " (mean ± std over seeds)"))
     axes[1].set_title("parameter count (actor + critics + OFENet)")
     for ax in axes:
         ax.set_xlabel("environment steps")

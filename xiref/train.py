@@ -271,7 +271,7 @@ def _run_loop(run, cfg, logs, echo):
             timing.append({"step": run.step, "seconds": round(now - t0, 3), "steps_per_second": round(sps, 2)})
             ckpt.atomic_write_text(progress_path, csv_text(rows))
             ckpt.atomic_write_text(timing_path, csv_text(timing))
-            echo(format_row(row, sps))
+            echo(format_row(row, sps, cfg.steps, (cfg.steps - run.step) * (now - t0) / max(run.step - s0, 1)))
         if run.step % cfg.checkpoint_every == 0 or run.step == cfg.steps:
             run.save()
     elapsed = time.time() - t0
@@ -289,8 +289,10 @@ def _plot(cfg, echo):
         echo(f"plot skipped: {exc}")
 
 
-def format_row(row, sps):
-    keys = ("step", "episodes", "train_return", "eval_return", "aux_loss", "critic1_loss", "actor_loss",
-            "alpha", "params", "ofenet_params")
-    parts = [f"{k} {row[k]}" for k in keys if k in row and row[k] != ""]
-    return "  ".join(parts) + f"  steps/s {sps:.1f}"
+def format_row(row, sps, total, eta_seconds):
+    """One progress line: step of total, evaluation return, parameters, losses, speed and time left."""
+    keys = ("episodes", "train_return", "eval_return", "aux_loss", "critic1_loss", "actor_loss", "alpha", "params",
+            "ofenet_params")
+    parts = [f"step {row['step']}/{total}"] + [f"{k} {row[k]}" for k in keys if k in row and row[k] != ""]
+    minutes, seconds = divmod(int(round(eta_seconds)), 60)
+    return "  ".join(parts) + f"  steps/s {sps:.1f}  ETA {minutes}:{seconds:02d}"
