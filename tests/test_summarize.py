@@ -417,3 +417,38 @@ def test_claim_envs_without_runs_keep_the_verdict_open(tmp_path):
     assert "## Claims over Toy-v0, Absent-v0" in text
     assert "on each env): **not yet measured (Absent-v0 — no runs)**" in text
     assert "on each env): **met**" in summarize.summarize(str(tmp_path), ("Toy-v0",))
+
+
+def _front(tmp_path, ofenet_by_beta):
+    for cell, ofenet in ofenet_by_beta.items():
+        for seed in (0, 1):
+            write_run(tmp_path, "Toy-v0", cell, seed, 900.0 + 10 * seed, ofenet=ofenet, variant_of="xinet")
+    write_run(tmp_path, "Toy-v0", "ofe", 0, 1000.0, ofenet=8000)
+    write_run(tmp_path, "Toy-v0", "sac", 0, 700.0)
+
+
+def test_beta_front_draws_every_beta_cell_and_checks_monotony(tmp_path, capsys):
+    import beta_front
+    _front(tmp_path, {"xinet-beta0": 8000, "xinet": 6000, "xinet-beta10": 2000, "xinet-ofe-eta0.01": 100})
+    out = tmp_path / "front"
+    assert beta_front.main(["--root", str(tmp_path), "--env", "Toy-v0", "--out", str(out)]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert [(r["beta"], r["seed"]) for r in result["rows"]] == [(0.0, 0), (0.0, 1), (1.0, 0), (1.0, 1), (10.0, 0),
+                                                                 (10.0, 1)]    # xinet-ofe-eta0.01: not a β cell
+    assert result["monotone"] and result["references"] == {"ofe": 1000.0, "sac": 700.0}
+    with open(tmp_path / "front.csv", newline="") as f:
+        assert len(list(csv.DictReader(f))) == 6
+    assert (tmp_path / "front.png").stat().st_size > 0
+
+
+def test_beta_front_negative_control_a_higher_price_keeping_more_is_not_monotone(tmp_path, capsys):
+    import beta_front
+    _front(tmp_path, {"xinet-beta0": 2000, "xinet-beta10": 6000})
+    assert beta_front.main(["--root", str(tmp_path), "--env", "Toy-v0", "--out", str(tmp_path / "f")]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["monotone"] is False
+
+
+def test_beta_front_without_runs_is_one_line(tmp_path):
+    import beta_front
+    with pytest.raises(SystemExit, match="beta_front: error: no finished xinet"):
+        beta_front.main(["--root", str(tmp_path), "--env", "Toy-v0"])

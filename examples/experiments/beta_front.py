@@ -1,0 +1,121 @@
+"""The β front: OFENet parameters against final return, one point per price β (docs/EXPERIMENTS.md E15).
+
+Reads the finished runs <root>/<env>/<cell>/seed<k>/ of the β cells of examples/experiments/campaign.py — `xinet`
+(the default β) and `xinet-beta<B>` — and the ungated `ofe` and `sac` of the same env as references. Writes
+<out>.png (x: OFENet parameters at the end, log scale; y: final return; one marker per seed, a line through the
+per-β means, ordered by β) and <out>.csv (one row per run), and prints one JSON line with every point and whether
+the front is monotone (a higher β never keeps more OFENet parameters on average).
+
+    python examples/experiments/beta_front.py --root examples/results --env HalfCheetah-v5 \
+        --out examples/results/HalfCheetah-v5_beta_front
+"""
+import argparse
+import csv
+import json
+import os
+import re
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from summarize import find_runs, load_finished  # noqa: E402  (sibling)
+from summary_plots import _pyplot, _save  # noqa: E402
+
+from xiref.agent import AgentConfig  # noqa: E402
+
+BETA_CELL = re.compile(r"^xinet-beta(\d+(?:\.\d+)?)$")
+FIELDS = ("cell", "beta", "seed", "final_return", "ofenet_params", "ofenet_params_initial", "params")
+
+
+def cell_beta(cell):
+    """β of a front cell: `xinet` runs at the default β, `xinet-beta<B>` at B; None for any other cell."""
+    if cell == "xinet":
+        return AgentConfig.beta
+    m = BETA_CELL.match(cell)
+    return float(m.group(1)) if m else None
+
+
+def front_rows(cells):
+    """One row per finished run of a front cell: {cell, beta, seed, final_return, ofenet_params, …}."""
+    rows = []
+    for cell, dirs in sorted(cells.items()):
+        beta = cell_beta(cell)
+        if beta is None:
+            continue
+        for s in load_finished(dirs):
+            rows.append({"cell": cell, "beta": beta, "seed": s["seed"],
+                         "final_return": s["final_return"],
+                         "ofenet_params": s["ofenet_params"], "ofenet_params_initial": s["ofenet_params_initial"],
+                         "params": s["params"]})
+    return sorted(rows, key=lambda r: (r["beta"], r["seed"]))
+
+
+def monotone(rows):
+    """True when the mean OFENet parameters never rise with β (ties allowed)."""
+    betas = sorted({r["beta"] for r in rows})
+    means = [np.mean([r["ofenet_params"] for r in rows if r["beta"] == b]) for b in betas]
+    return all(b <= a for a, b in zip(means, means[1:]))
+
+
+def references(cells):
+    """{method: mean final return} of the ungated `ofe` and `sac` runs of the env."""
+    out = {}
+    for method in ("ofe", "sac"):
+        finished = load_finished(cells.get(method, []))
+        if finished:
+            out[method] = float(np.mean([s["final_return"] for s in finished]))
+    return out
+
+
+def plot(env, rows, refs, out):
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    betas = sorted({r["beta"] for r in rows})
+    means = []
+    for k, b in enumerate(betas):
+        sel = [r for r in rows if r["beta"] == b]
+        x, y = [r["ofenet_params"] for r in sel], [r["final_return"] for r in sel]
+        ax.scatter(x, y, alpha=0.6, label=f"β = {b:g} (n={len(sel)})", color=f"C{k % 10}")
+        means.append((np.mean(x), np.mean(y)))
+    if len(means) > 1:
+        ax.plot(*zip(*means), color="0.4", linewidth=1, zorder=0)
+    for (method, value), style in zip(sorted(refs.items()), ("--", ":")):
+        ax.axhline(value, color="0.3", linestyle=style, linewidth=1, label=f"{method} (mean)")
+    ax.set_xscale("symlog", linthresh=100)
+    ax.set_xlabel("OFENet parameters at the end (log scale, linear below 100)")
+    ax.set_ylabel("final return (mean of the last 10 % of evaluations)")
+    ax.set_title(f"{env}: the β front")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    _save(fig, out, plt)
+
+
+def write_csv(rows, path):
+    with open(path + ".tmp", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=FIELDS)
+        w.writeheader()
+        w.writerows(rows)
+    os.replace(path + ".tmp", path)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--root", default=os.path.join("runs", "campaign"), help="campaign root of the runs")
+    ap.add_argument("--env", default="HalfCheetah-v5", help="gymnasium id whose front is drawn")
+    ap.add_argument("--out", default="", help="path without extension of the PNG and CSV (default <root>/<env>_beta_front)")
+    args = ap.parse_args(argv)
+    cells = find_runs(args.root).get(args.env, {})
+    rows = front_rows(cells)
+    if not rows:
+        raise SystemExit(f"beta_front: error: no finished xinet or xinet-beta<B> run of {args.env} under {args.root}")
+    out = args.out or os.path.join(args.root, f"{args.env}_beta_front")
+    refs = references(cells)
+    plot(args.env, rows, refs, out + ".png")
+    write_csv(rows, out + ".csv")
+    print(json.dumps({"env": args.env, "rows": rows, "references": refs, "monotone": monotone(rows)}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
