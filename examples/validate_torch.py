@@ -215,7 +215,18 @@ def build_impls(torch):
         loss = -(t["param/log_alpha"] * (t["data/log_pi"] + float(x["const/target_entropy"]))).mean()  # Eq. (13)
         return autograd(t, {}, loss)
 
-    return {"dense": dense, "batchnorm": batchnorm, "swish": swish_c, "gated_layer": gated_layer,
+    def flip(x):
+        t = tensors(x)
+        xi, ell, slope = t["mask/xi"], t["data/ell"], t["data/slope"]
+        u = t["data/u"].long()
+        B, n = xi.shape
+        rows = torch.arange(B)
+        D = (2.0 * xi[rows, u] - 1.0) * (ell - t["data/ell_flip"])                                 # Eq. (33)
+        onehot = torch.nn.functional.one_hot(u, n).to(xi.dtype)
+        g = slope.mean(0) + (n / B) * ((D - slope[rows, u])[:, None] * onehot).sum(0)            # Eq. (34)
+        return {"output/g_theta": g, "loss": ell.mean()}             # an estimate of given losses: no gradient
+
+    return {"flip": flip, "dense": dense, "batchnorm": batchnorm, "swish": swish_c, "gated_layer": gated_layer,
             "densenet_block": densenet_block, "ofenet_aux_loss": ofenet_aux_loss, "ofenet": ofenet,
             "score_none": lambda x: score(x, "none"), "score_loo": lambda x: score(x, "loo"),
             "score_pair": score_pair, "exact_grad": exact_grad, "cost": cost, "tanh_gaussian": tanh_gaussian,

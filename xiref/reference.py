@@ -102,6 +102,10 @@ COMPONENTS = (
               "theta_tilde = clip(theta, eps_xi, 1 - eps_xi) (Eq. 4); it is not the derivative of loss; "
               "loss = (mean(ell1) + mean(ell2)) / 2", RL.sample_score_pair, RL.compute_score_pair,
               {"B": RN.B, "baseline": "pair"}),
+    Component("flip", ("33", "34"), "flip estimate (the default estimator): output/g_theta_j = (1/B) sum_i "
+              "[slope_ij + n 1[u_i = j] (D_i - slope_i,u_i)], D_i = (2 xi_i,u_i - 1)(ell_i - ell_flip_i), n = 5 "
+              "units, u_i stored as float64; loss = mean(ell)", RL.sample_flip, RL.compute_flip,
+              {"B": RN.B, "n": RL.FLIP_N}),
     Component("exact_grad", ("21", "24"), _EXACT.format(n=4), RL.sample_exact_grad, RL.compute_exact_grad,
               _exact_config((4,))),
     Component("cost", ("26", "27", "28", "29", "30"), "expected parameter count C(theta) of a small agent "

@@ -57,6 +57,24 @@ def compute_score_pair(x):
             "loss": 0.5 * (np.mean(ell1) + np.mean(ell2)), "grad/theta": G.pair_grad(ell1, ell2, xi1, xi2, tt)}
 
 
+# ====================================================================== flip estimator, Eq. (33)–(34)
+FLIP_N = 5                                    # gated units; every example flips one of them
+
+
+def sample_flip(rng):
+    """Masks, the unit u_i each example flips (stored as float64), per-example losses at the masks and with
+    u_i flipped, and Taylor slopes c_ij."""
+    return {"mask/xi": (rng.random((B, FLIP_N)) < 0.7).astype(float),
+            "data/u": rng.integers(0, FLIP_N, size=B).astype(float), "data/ell": np.exp(rng.normal(size=B)),
+            "data/ell_flip": np.exp(rng.normal(size=B)), "data/slope": rng.normal(size=(B, FLIP_N))}
+
+
+def compute_flip(x):
+    ell, u = x["data/ell"], np.asarray(x["data/u"]).astype(np.int64)
+    return {"output/g_theta": G.flip_grad(ell, x["data/ell_flip"], x["mask/xi"], u, x["data/slope"]),
+            "loss": np.mean(ell)}
+
+
 # ====================================================================== exact θ-gradient, Eq. (21), (24)
 EX_IN = 3
 EX_THETA = {(4,): [0.8, 0.3, 1.0, 0.55],              # exact_grad: one gated layer; one θ_j at a corner
