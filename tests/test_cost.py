@@ -19,7 +19,7 @@ from xiref import network as N
 from xiref import ofenet as OF
 from xiref import prune as P
 from xiref import wiring as WR
-from xiref.agent import without_action_block
+from xiref.ofenet import without_action_block
 
 
 # ------------------------------------------------------------------ wirings under test

@@ -138,7 +138,7 @@ class Agent:
         """(Q1, Q2) (B,) of critics with `params` (online or target), expected gates, at action act."""
         specs = OF.action_layers(self.wiring) if self.cfg.ofenet else ()
         specs += self.specs("critic1") + self.specs("critic2")
-        inputs = without_action_block(self.wiring, feats)
+        inputs = OF.without_action_block(self.wiring, feats)
         inputs["act"] = act
         allp = {**self.params, **params}
         acts, cache = N.forward(specs, allp, inputs, self.gates("ofenet", "critic1", "critic2"), self.stats,
@@ -151,7 +151,7 @@ class Agent:
 
     # ------------------------------------------------------------------ one network's step
     def _step_net(self, net, mean_loss, grads, g_theta, update_theta):
-        """Regulariser (Eq. 16–20), Adam on W (Eq. 31), projected θ-step (Eq. 32)."""
+        """Regulariser (Eq. 16–20), Adam on W (Eq. 31), evidence-gated θ-step (Eq. 37–38)."""
         cfg = self.cfg
         self.loss_scale[net] = xinet.update_loss_scale(self.loss_scale[net], mean_loss, cfg.loss_scale_rate)
         if cfg.gated:
@@ -211,7 +211,7 @@ class Agent:
             self._step_net(k, mean_loss, grads, g_theta, update_theta)
             out[k + "_loss"] = mean_loss
 
-        f_actor = {k: v for k, v in without_action_block(self.wiring, feats).items() if k != "act"}
+        f_actor = {k: v for k, v in OF.without_action_block(self.wiring, feats).items() if k != "act"}
         eps = rng.standard_normal((B, self.act_dim)).astype(self.dtype)
         mean_loss, grads, g_theta, _ = xinet.gated_gradients(self.specs("actor"), self.params, f_actor, self.theta,
                                                               actor_loss_fn(self, f_actor, eps), rng,
@@ -230,12 +230,6 @@ class Agent:
         out["entropy"] = -float(np.mean(log_pi))
         sac.polyak(self.target, self.params, cfg.tau)                   # Eq. (14)
         return out
-
-
-def without_action_block(wiring, feats):
-    """feats without OFENet's action-block units (z_oa, Eq. 6), as the wiring's `block` field marks them."""
-    action = {s.name for s in OF.action_layers(wiring)}
-    return {k: v for k, v in feats.items() if k not in action}
 
 
 # ---------------------------------------------------------------------- the networks' own losses

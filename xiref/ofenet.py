@@ -44,6 +44,12 @@ def action_layers(wiring):
     return tuple(s for s in wiring.net_layers("ofenet") if s.block == "action")
 
 
+def without_action_block(wiring, feats):
+    """feats without OFENet's action-block units (z_oa, Eq. 6), as the wiring's `block` field marks them."""
+    action = {s.name for s in action_layers(wiring)}
+    return {k: v for k, v in feats.items() if k not in action}
+
+
 def features(wiring, params, stats, theta, obs, act=None, eps_bn=1e-3):
     """Inference-mode features for consumers: BN running averages, expected gates θ (Eq. 3).
 
