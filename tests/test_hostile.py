@@ -108,7 +108,10 @@ def test_memory_estimate_of_the_default_run_is_modest():
     (dict(method="ofe-small", widths_from="somewhere", ofe_widths=(1, 1, 1, 1)),
      "--ofe-widths contradicts --method ofe-small, which takes its widths from --widths-from; drop --ofe-widths"),
     (dict(method="sac", ofe_widths=(1, 1, 1, 1)), "--ofe-widths: --method sac has no OFENet; drop --ofe-widths"),
-], ids=["sac-gated", "xinet-ungated", "sac-ofenet", "ofe-widths-from", "ofe-small-widths", "sac-widths"])
+    (dict(method="xinet", mu_theta=0.0), "--k-theta 3.0 needs --mu-theta > 0: an average of one draw has no standard "
+                                         "error (Eq. 38)"),
+], ids=["sac-gated", "xinet-ungated", "sac-ofenet", "ofe-widths-from", "ofe-small-widths", "sac-widths",
+        "evidence-without-average"])
 def test_contradictory_flags_are_refused(overrides, want, capsys, tmp_path):
     line = assert_user_error(capsys, cli_args(tmp_path / "run", **overrides))
     assert line == f"xiref: error: {want}"
