@@ -10,7 +10,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 def xinet_dir(tmp_path_factory):
     """A tiny finished xinet run with a checkpoint at step 400, shared read-only by the tests of the
     checkpoint diagnostics (examples/experiments/gate_bias.py, ofenet_drift.py, theta_walk.py): trained once
-    per pytest session."""
+    per test run."""
     from test_train import QUICK, quiet, tiny_config
     from xiref import train as T
     out = tmp_path_factory.mktemp("tiny-xinet")

@@ -53,7 +53,7 @@ PLANTED = "sess" + "ion"          # planted below, spelt in two parts so that no
 @pytest.mark.parametrize("planted", [
     f"This is the default since {PLANTED} 13.",
     f"{PLANTED.capitalize()}s 14–15 measured it.",
-    "As issue 5 asks, the claims are tested.",
+    f"As {'iss' + 'ue'} 5 asks, the claims are tested.",
     "The brief says so.",
     "At the former default 0.002 it diverged.",
     "These runs were moved here unchanged.",

@@ -10,7 +10,6 @@ the front is monotone (a higher β never keeps more OFENet parameters on average
         --out examples/results/HalfCheetah-v5_beta_front
 """
 import argparse
-import csv
 import json
 import os
 import re
@@ -23,6 +22,8 @@ from summarize import find_runs, load_finished  # noqa: E402  (sibling)
 from summary_plots import _pyplot, _save  # noqa: E402
 
 from xiref.agent import AgentConfig  # noqa: E402
+from xiref.checkpoint import atomic_write_text  # noqa: E402
+from xiref.train import csv_text  # noqa: E402
 
 BETA_CELL = re.compile(r"^xinet-beta(\d+(?:\.\d+)?)$")
 FIELDS = ("cell", "beta", "seed", "final_return", "ofenet_params", "ofenet_params_initial", "params")
@@ -91,14 +92,6 @@ def plot(env, rows, refs, out):
     _save(fig, out, plt)
 
 
-def write_csv(rows, path):
-    with open(path + ".tmp", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=FIELDS)
-        w.writeheader()
-        w.writerows(rows)
-    os.replace(path + ".tmp", path)
-
-
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--root", default=os.path.join("runs", "campaign"), help="campaign root of the runs")
@@ -112,7 +105,7 @@ def main(argv=None):
     out = args.out or os.path.join(args.root, f"{args.env}_beta_front")
     refs = references(cells)
     plot(args.env, rows, refs, out + ".png")
-    write_csv(rows, out + ".csv")
+    atomic_write_text(out + ".csv", csv_text([{k: r[k] for k in FIELDS} for r in rows]))
     print(json.dumps({"env": args.env, "rows": rows, "references": refs, "monotone": monotone(rows)}))
     return 0
 
