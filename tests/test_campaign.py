@@ -122,11 +122,19 @@ def test_ofe_small_waits_for_an_xinet_run_another_launcher_is_training(root, fak
     assert flag(fake_runs[0], "--method") == "ofe-small" and flag(fake_runs[0], "--widths-from") == str(xinet)
 
 
-def test_ofe_small_without_an_xinet_run_or_its_trainer_is_an_error(root, fake_runs, monkeypatch):
+def assert_refused(capsys, argv, message):
+    """campaign.main(argv) ends with exit status 2 and one stderr line holding `message`."""
+    with pytest.raises(SystemExit) as exc:
+        campaign.main(argv)
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and err.count("\n") == 1 and err.startswith("campaign: error: ") and message in err, err
+
+
+def test_ofe_small_without_an_xinet_run_or_its_trainer_is_an_error(root, fake_runs, monkeypatch, capsys):
     (root / "HalfCheetah-v5" / "xinet" / "seed0").mkdir(parents=True)      # started once, nobody training it
     monkeypatch.setattr(campaign.time, "sleep", lambda s: pytest.fail("waited for a run nobody is training"))
-    with pytest.raises(SystemExit, match="their xinet runs are missing"):
-        campaign.main(["--envs", "HalfCheetah-v5", "--methods", "ofe-small", "--seeds", "0", "--jobs", "1"])
+    assert_refused(capsys, ["--envs", "HalfCheetah-v5", "--methods", "ofe-small", "--seeds", "0", "--jobs", "1"],
+                   "their xinet runs are missing")
     assert fake_runs == []
 
 
@@ -177,18 +185,18 @@ def test_every_committed_gated_run_is_what_its_cell_runs_today():
     (["--seeds", "-1"], "--seeds must be non-negative integers"),
     (["--steps", "0"], "--jobs and --steps must be positive"),
     (["--dtype", "float16"], "--dtype must be float32 or float64"),
+    (["--retries", "-1"], "--retries must be 0 or more"),
 ])
-def test_a_bad_grid_is_one_line_and_makes_no_directory(root, fake_runs, argv, message):
-    with pytest.raises(SystemExit, match=message):
-        campaign.main(argv)
+def test_a_bad_grid_is_one_line_and_makes_no_directory(root, fake_runs, argv, message, capsys):
+    assert_refused(capsys, argv, message)
     assert fake_runs == [] and list(root.iterdir()) == []
 
 
-def test_a_failed_run_makes_the_campaign_fail_and_names_its_log(root, fake_runs, monkeypatch):
+def test_a_failed_run_makes_the_campaign_fail_and_names_its_log(root, fake_runs, monkeypatch, capsys):
     monkeypatch.setattr(FakeRun, "exit_code", 1)
     monkeypatch.setattr(campaign.time, "sleep", lambda s: None)
-    with pytest.raises(SystemExit, match=r"1 run\(s\) failed: .*Hopper-v5/sac/seed0/stdout.log"):
-        campaign.main(["--envs", "Hopper-v5", "--methods", "sac", "--seeds", "0", "--jobs", "1"])
+    assert_refused(capsys, ["--envs", "Hopper-v5", "--methods", "sac", "--seeds", "0", "--jobs", "1"],
+                   "1 run(s) failed: " + os.path.join(str(root), "Hopper-v5", "sac", "seed0", "stdout.log"))
     assert len(fake_runs) == 1
 
 
@@ -223,3 +231,10 @@ def test_a_cell_named_twice_runs_once(root, fake_runs, monkeypatch):
     monkeypatch.setattr(campaign.time, "sleep", lambda s: None)
     campaign.main(["--envs", "Hopper-v5,Hopper-v5", "--methods", "sac,sac", "--seeds", "0,0", "--jobs", "2"])
     assert len(fake_runs) == 1
+
+
+def test_ray_without_ray_installed_is_one_line(root, fake_runs, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "ray", None)                 # `import ray` raises ImportError
+    assert_refused(capsys, ["--envs", "Hopper-v5", "--methods", "sac", "--seeds", "0", "--ray", "local"],
+                   'pip install -e ".[cluster]"')
+    assert fake_runs == []

@@ -180,3 +180,22 @@ def test_every_xiref_command_in_the_readme_parses(capsys):
 def test_negative_control_a_renamed_flag_in_the_readme_is_caught(capsys):
     text = read("README.md").replace("--ofe-units", "--ofenet-units", 1)
     assert len(refused_commands(readme_commands(text))) == 1
+
+
+def ci_mismatches(readme, ci):
+    """What of the README's test command (the second line of its first code block: `install && test`) .ci/run
+    does not do: CI installs what the README says and runs exactly its test command."""
+    block = readme.split("```bash\n", 1)[1].split("```", 1)[0].splitlines()
+    install, test = block[1].split(" && ")
+    ci_lines = [line.strip() for line in ci.splitlines()]
+    wanted = [install.replace("pip install", "python -m pip install --quiet"), test]
+    return [w for w in wanted if w not in ci_lines]
+
+
+def test_ci_installs_and_runs_what_the_readme_says():
+    assert ci_mismatches(read("README.md"), read(".ci/run")) == []
+
+
+def test_negative_control_a_ci_without_the_readmes_extra_is_caught():
+    ci = read(".ci/run").replace('".[test,cluster]"', '".[test]"')
+    assert ci_mismatches(read("README.md"), ci) == ['python -m pip install --quiet -e ".[test,cluster]"']

@@ -17,6 +17,14 @@ def checkpoint_path(run_dir):
     return os.path.join(run_dir, CHECKPOINT)
 
 
+def continue_flags(run_dir):
+    """The `train` flag that continues run_dir: `--resume` from its checkpoint, `--overwrite` for a run started but
+    never checkpointed (nothing to keep), none for a new directory; one rule for every campaign runner."""
+    if os.path.exists(checkpoint_path(run_dir)):
+        return ["--resume"]
+    return ["--overwrite"] if os.path.exists(os.path.join(run_dir, "config.json")) else []
+
+
 def agent_arrays(agent):
     """Nested dict of every array of the agent; '__scalars__' holds the JSON-able rest."""
     opt = {net: {"m": o.m, "v": o.v} for net, o in agent.opt.items()}

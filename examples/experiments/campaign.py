@@ -13,7 +13,8 @@ by another launcher) and are reported missing when no process is training it.
 The committed runs of docs/RESULTS.md are examples/results/<env>/<method>/seed<k>/, made by this script with
 --root examples/results. Besides the four methods, the grid accepts the variants in VARIANTS (a directory name
 standing for a method plus fixed flags), e.g. `xinet-ofenet-only`, measured in docs/EXPERIMENTS.md.
-Extra flags after `--` go to every `xiref train` call (e.g. `-- --eval-episodes 10`).
+Extra flags after `--` go to every `xiref train` call (e.g. `-- --eval-episodes 10`). With `--ray ADDRESS` each cell
+is a Ray task instead, on this machine or a cluster, with --root on shared storage (campaign_ray.py, docs/CAMPAIGNS.md).
 Expected runtime: Hopper-v5, float32, 100k steps: sac ≈ 20 min, ofe ≈ 45 min per run on one core.
 """
 import argparse
@@ -27,7 +28,7 @@ sys.path.insert(0, REPO)       # xiref from this checkout, installed or not
 from xiref.config import DTYPES, METHODS  # noqa: E402  the grid's methods; VARIANTS below add more directory names
 from xiref.envs import UserError, check_env_id  # noqa: E402
 from xiref.runlock import holder  # noqa: E402
-from xiref.runstate import checkpoint_path  # noqa: E402
+from xiref.runstate import continue_flags  # noqa: E402
 
 RESULTS = os.path.join(REPO, "examples", "results")   # the committed runs (docs/RESULTS.md)
 DEFAULT_ROOT = os.path.join("runs", "campaign")          # relative to the current directory
@@ -113,18 +114,20 @@ def run_dir(env, method, seed):
     return os.path.abspath(os.path.join(ROOT, env, method, f"seed{seed}"))
 
 
-def command(env, method, seed, steps, dtype, extra):
-    out = run_dir(env, method, seed)
+def train_args(env, method, seed, steps, dtype, extra):
+    """The `xiref train` arguments of a cell, before the flag that continues its directory."""
     cli_method, fixed = VARIANTS.get(method, (method, []))[:2]
-    cmd = [sys.executable, "-m", "xiref", "train", "--env", env, "--method", cli_method, "--seed", str(seed),
-           "--steps", str(steps), "--dtype", dtype, "--out", out, "--quiet"] + fixed + list(extra)
+    args = ["--env", env, "--method", cli_method, "--seed", str(seed), "--steps", str(steps), "--dtype", dtype,
+            "--out", run_dir(env, method, seed), "--quiet"] + fixed + list(extra)
     if method in WIDTHS_FROM:
-        cmd += ["--widths-from", run_dir(env, WIDTHS_FROM[method], seed)]
-    if os.path.exists(checkpoint_path(out)):
-        cmd.append("--resume")
-    elif os.path.exists(os.path.join(out, "config.json")):
-        cmd.append("--overwrite")          # started but never checkpointed: nothing to keep
-    return cmd
+        args += ["--widths-from", run_dir(env, WIDTHS_FROM[method], seed)]
+    return args
+
+
+def command(env, method, seed, steps, dtype, extra):
+    """The command line of a cell, continuing its directory (xiref/runstate.py `continue_flags`)."""
+    return ([sys.executable, "-m", "xiref", "train"] + train_args(env, method, seed, steps, dtype, extra)
+            + continue_flags(run_dir(env, method, seed)))
 
 
 def xinet_in_progress(cell):
@@ -147,12 +150,18 @@ def main(argv=None):
     ap.add_argument("--root", default=ROOT,
                     help="directory of the grid, <root>/<env>/<method>/seed<k>/, relative to the current directory "
                          "(the committed runs are examples/results)")
+    ap.add_argument("--ray", metavar="ADDRESS",
+                    help="run each cell as a Ray task: 'local' starts Ray here, an address joins a cluster; --root must "
+                         "then be shared storage (docs/CAMPAIGNS.md; needs pip install -e \".[cluster]\")")
+    ap.add_argument("--retries", type=int, default=2, help="with --ray: times a failed cell is retried from its checkpoint")
     ap.add_argument("extra", nargs="*", help="flags passed to every run (after --)")
     args = ap.parse_args(argv)
     ROOT = args.root
     envs, methods, seeds = parse_grid(args)
     todo = [(e, m, s) for e in envs for m in methods for s in seeds]
     todo = [t for t in todo if not os.path.exists(os.path.join(run_dir(*t), "summary.json"))]
+    if args.ray is not None:
+        return run_on_ray(todo, args)
     running, failed = {}, []
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
                PYTHONPATH=os.pathsep.join([REPO] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
@@ -178,20 +187,40 @@ def main(argv=None):
             print(f"{time.strftime('%H:%M:%S')} start {t}: {' '.join(cmd[1:])}", flush=True)
             running[t] = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
         if not ready and todo and not running and not any(map(xinet_in_progress, todo)):
-            sys.exit(f"campaign: error: cannot start {todo}: their xinet runs are missing")
+            fail(f"cannot start {todo}: their xinet runs are missing")
         time.sleep(5)
     if failed:
-        sys.exit(f"campaign: error: {len(failed)} run(s) failed: "
-                 + ", ".join(f"{run_dir(*t)}/stdout.log" for t in failed))
+        fail(f"{len(failed)} run(s) failed: " + ", ".join(f"{run_dir(*t)}/stdout.log" for t in failed))
+
+
+def run_on_ray(todo, args):
+    """The grid as Ray tasks (campaign_ray.py): the same run directories and commands as the local runner."""
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        fail('--ray needs Ray, which is not installed: pip install -e ".[cluster]"')
+    import campaign_ray
+    failed = campaign_ray.run_grid(
+        todo, args_of=lambda c: train_args(*c, args.steps, args.dtype, args.extra), out_of=lambda c: run_dir(*c),
+        source_of=lambda c: (c[0], WIDTHS_FROM[c[1]], c[2]) if c[1] in WIDTHS_FROM else None,
+        address=args.ray, retries=args.retries, repo=REPO)
+    if failed:
+        fail(f"{len(failed)} run(s) failed: " + ", ".join(f"{run_dir(*t)}/stdout.log" for t in failed))
+
+
+def fail(msg):
+    """One line on stderr and exit status 2: a bad grid, or runs that failed."""
+    print(f"campaign: error: {msg}", file=sys.stderr)
+    sys.exit(2)
 
 
 def parse_grid(args):
-    """(envs, methods, seeds) of the grid, checked before any directory is made: one line and exit status 1 on a
+    """(envs, methods, seeds) of the grid, checked before any directory is made: one line and exit status 2 on a
     name the grid does not know, a seed that is not a non-negative integer, or a non-positive count."""
-    def fail(msg):
-        sys.exit(f"campaign: error: {msg}")
     if args.jobs < 1 or args.steps < 1:
         fail("--jobs and --steps must be positive")
+    if args.retries < 0:
+        fail(f"--retries must be 0 or more, got {args.retries}")
     if args.dtype not in DTYPES:
         fail(f"--dtype must be float32 or float64, got {args.dtype!r}")
     # a name given twice would start the same run directory twice: keep the first
