@@ -248,9 +248,10 @@ def _edit_saved_config(path, **changes):
 
 
 @pytest.mark.parametrize("method, saved, refused", [
-    # the defaults' effective β (1, the actor 0.1), written another way (each network's own value): resumable;
-    # and the critics' −1, the unset value of files written before None: resumable
-    ("xinet", dict(beta=0.3, beta_ofenet=1.0, beta_actor=0.1, beta_critic=1.0), None),
+    # the defaults' effective β (OFENet's and the critics' `beta`, the actor's own), written another way (each
+    # network's own value): resumable; and the critics' −1, the unset value of files written before None: resumable
+    ("xinet", dict(beta=0.3, beta_ofenet=AgentConfig.beta, beta_actor=AgentConfig.beta_actor,
+                   beta_critic=AgentConfig.beta), None),
     ("xinet", dict(beta_critic=-1.0), None),
     # another effective β for the actor: refused
     ("xinet", dict(beta_actor=0.7), "beta_actor"),

@@ -429,15 +429,20 @@ def _front(tmp_path, ofenet_by_beta):
 
 def test_beta_front_draws_every_beta_cell_and_checks_monotony(tmp_path, capsys):
     import beta_front
-    _front(tmp_path, {"xinet-beta0": 8000, "xinet": 6000, "xinet-beta10": 2000, "xinet-ofe-eta0.01": 100})
+    from xiref.agent import AgentConfig
+    default = AgentConfig.beta                           # `xinet` stands for the default β, between 1 and 30
+    assert 1 < default < 30
+    _front(tmp_path, {"xinet-beta0": 8000, "xinet-beta1": 6000, "xinet": 4000, "xinet-beta30": 2000,
+                      "xinet-ofe-eta0.01": 100})
     out = tmp_path / "front"
     assert beta_front.main(["--root", str(tmp_path), "--env", "Toy-v0", "--out", str(out)]) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert [(r["beta"], r["seed"]) for r in result["rows"]] == [(0.0, 0), (0.0, 1), (1.0, 0), (1.0, 1), (10.0, 0),
-                                                                 (10.0, 1)]    # xinet-ofe-eta0.01: not a β cell
+    assert [(r["beta"], r["seed"]) for r in result["rows"]] == [(0.0, 0), (0.0, 1), (1.0, 0), (1.0, 1), (default, 0),
+                                                                 (default, 1), (30.0, 0), (30.0, 1)]
+    # xinet-ofe-eta0.01: not a β cell
     assert result["monotone"] and result["references"] == {"ofe": 1000.0, "sac": 700.0}
     with open(tmp_path / "front.csv", newline="") as f:
-        assert len(list(csv.DictReader(f))) == 6
+        assert len(list(csv.DictReader(f))) == 8
     assert (tmp_path / "front.png").stat().st_size > 0
 
 

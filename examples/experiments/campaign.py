@@ -40,7 +40,7 @@ CRITIC_ETA_0002 = ["--eta-theta-critic", "0.002"]
 # the XiNet defaults until 2026-12-05 (commit 2ffd3f6 and before): the score-function baseline `pair`, the plain
 # θ-step (32) (k_θ = 0), and a β and η_θ per network; pinned in every variant measured under them, so that a
 # re-run reproduces the committed one (docs/EXPERIMENTS.md, CHANGELOG.md)
-PAIR = ["--baseline", "pair", "--k-theta", "0", "--beta-actor", "0.1", "--beta-critic", "0.1", "--eta-theta-actor",
+PAIR = ["--baseline", "pair", "--k-theta", "0", "--beta", "1", "--beta-actor", "0.1", "--beta-critic", "0.1", "--eta-theta-actor",
         "0.01", "--eta-theta-critic", "0.0005"]
 # directory name -> (xiref method, its fixed flags[, for an ofe-small variant: the xinet variant giving its widths])
 VARIANTS = {
@@ -93,9 +93,9 @@ VARIANTS = {
     "xinet-flip-beta0": ("xinet", ["--k-theta", "0", "--beta", "0", "--beta-actor", "none"]),
     # today's defaults with no price anywhere: does OFENet keep its units when nothing prices them?
     "xinet-beta0": ("xinet", ["--beta", "0", "--beta-actor", "none"]),
-    # the β front at today's defaults (OFENet's and the critics' price; the actor keeps its own 0.1)
+    # the β front at today's defaults (OFENet's and the critics' price; the actor keeps its own 0.1); β = 10 is `xinet`
+    "xinet-beta1": ("xinet", ["--beta", "1"]),
     "xinet-beta3": ("xinet", ["--beta", "3"]),
-    "xinet-beta10": ("xinet", ["--beta", "10"]),
     "xinet-beta30": ("xinet", ["--beta", "30"]),
     # claim 2 against a xinet variant: an ungated OFENet at the widths that variant's run of the same seed ended with
     "ofe-small-eta0.01": ("ofe-small", [], "xinet-ofe-eta0.01"),
