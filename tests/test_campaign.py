@@ -238,3 +238,26 @@ def test_ray_without_ray_installed_is_one_line(root, fake_runs, monkeypatch, cap
     assert_refused(capsys, ["--envs", "Hopper-v5", "--methods", "sac", "--seeds", "0", "--ray", "local"],
                    'pip install -e ".[cluster]"')
     assert fake_runs == []
+
+
+def test_ctrl_c_ends_the_local_runner_in_one_line_and_keeps_the_checkpoint(tmp_path):
+    """Ctrl-C (SIGINT to the terminal's process group) once a run has a checkpoint: exit 130, one line, no
+    traceback; the run keeps its checkpoint."""
+    import signal
+    import time
+    tiny = ["--hidden", "16,16", "--ofe-layers", "2", "--ofe-units", "4", "--start-steps", "150", "--batch", "32",
+            "--eval-every", "200", "--eval-episodes", "1", "--log-every", "50", "--checkpoint-every", "100"]
+    script = os.path.join(os.path.dirname(campaign.__file__), "campaign.py")
+    proc = subprocess.Popen([sys.executable, script, "--envs", "InvertedPendulum-v5", "--methods", "xinet", "--seeds",
+                             "0", "--steps", "100000", "--jobs", "1", "--root", str(tmp_path), "--"] + tiny,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    checkpoint = tmp_path / "InvertedPendulum-v5" / "xinet" / "seed0" / "checkpoint.npz"
+    deadline = time.time() + 300
+    while not checkpoint.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert checkpoint.exists()
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines() == ["campaign: interrupted; every run keeps its last checkpoint, start the same "
+                                        "command to continue"]

@@ -241,4 +241,9 @@ def parse_grid(args):
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:              # the runs got the same Ctrl-C (or were cancelled) and keep their checkpoints
+        print("campaign: interrupted; every run keeps its last checkpoint, start the same command to continue",
+              file=sys.stderr)
+        sys.exit(130)
