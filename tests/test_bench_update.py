@@ -49,10 +49,17 @@ def test_prune_fraction_removes_units(capsys):
     assert half["params"] < full["params"] and half["flops_per_update"] < full["flops_per_update"]
 
 
+def test_the_default_estimator_is_timed_on_request(capsys):
+    assert run(capsys, "--method", "xinet")["baseline"] == "pair"          # what the PyTorch twin mirrors
+    assert run(capsys, "--method", "xinet", "--baseline", "flip")["baseline"] == "flip"
+
+
 def test_bad_arguments_exit_cleanly():
-    for flags in (["--prune-fraction", "0.5", "--method", "sac"], ["--prune-fraction", "1.5"]):
+    no_torch = [f for f in TINY if f != "--no-torch"]
+    for flags in (["--prune-fraction", "0.5", "--method", "sac"], ["--prune-fraction", "1.5"],
+                  ["--method", "xinet", "--baseline", "flip"]):              # the torch twin mirrors pair only
         with pytest.raises(SystemExit) as exc:
-            bench_update.main(list(TINY) + flags)
+            bench_update.main((no_torch if "--baseline" in flags else list(TINY)) + flags)
         assert exc.value.code == 2
 
 
@@ -100,7 +107,7 @@ def test_products_account_for_every_flop(method):
     """count_flops' product list (what gemm_floor_us times) holds exactly the counted FLOPs: 2·m·k·n each."""
     import numpy as np
     args = bench_update.argparse.Namespace(method=method, obs_dim=5, act_dim=2, hidden=16, batch=32, ofe_layers=2,
-                                           ofe_units=4, seed=0)
+                                           ofe_units=4, seed=0, baseline="pair")
     agent = bench_update.make_agent(args, np.float64)
     rng = np.random.default_rng(0)
     batch = bench_update.make_batches(args, np.float64, rng, count=1)[0]

@@ -60,6 +60,7 @@ import numpy as np
 from xiref import layers as L
 from xiref.allocator import keep_freed_memory
 from xiref.agent import SHARED_KNOBS, Agent, AgentConfig
+from xiref.gates import ESTIMATORS
 
 from bench_torch import torch_update  # noqa: E402  (a sibling script; imports torch only when called)
 
@@ -78,9 +79,9 @@ def blas_threads():
 def make_agent(args, dtype):
     cfg = AgentConfig(hidden=(args.hidden, args.hidden), ofenet=args.method != "sac", gated=args.method == "xinet",
                       ofe_layers=args.ofe_layers, ofe_units=args.ofe_units, target_dim=args.obs_dim,
-                      # θ-steps at full cost, but no unit reaches 0 while timing; the estimator the torch update
-                      # mirrors (examples/benchmarks/bench_torch.py: two passes per gated network)
-                      baseline="pair", **{**SHARED_KNOBS, "eta_theta": 1e-12})
+                      # θ-steps at full cost, but no unit reaches 0 while timing; by default the estimator the
+                      # torch update mirrors (examples/benchmarks/bench_torch.py: two passes per gated network)
+                      baseline=args.baseline, **{**SHARED_KNOBS, "eta_theta": 1e-12})
     return Agent(cfg, args.obs_dim, args.act_dim, np.zeros(args.act_dim), np.random.default_rng(args.seed), dtype)
 
 
@@ -245,6 +246,8 @@ def main(argv=None):
     ap.add_argument("--torch-dtype", choices=("float64", "float32"), default=None,
                     help="dtype of the PyTorch update (None: --dtype); float64 xiref vs float32 torch is "
                          "the README's comparison")
+    ap.add_argument("--baseline", choices=ESTIMATORS, default="pair",
+                    help="xinet's θ-gradient estimator; the PyTorch twin mirrors pair only (others need --no-torch)")
     ap.add_argument("--default-malloc", action="store_true",
                     help="keep glibc's allocator defaults (xiref/allocator.py: page faults on every update)")
     args = ap.parse_args(argv)
@@ -252,6 +255,8 @@ def main(argv=None):
         ap.error("--prune-fraction must lie in [0, 1)")
     if args.prune_fraction and args.method != "xinet":
         ap.error("--prune-fraction needs --method xinet (only gated units can be pruned)")
+    if args.baseline != "pair" and args.method == "xinet" and not args.no_torch:
+        ap.error(f"--baseline {args.baseline}: the PyTorch update mirrors pair only; add --no-torch")
     if min(args.repeats, args.batch, args.hidden, args.obs_dim, args.act_dim, args.block) < 1 or args.warmup < 0:
         ap.error("--repeats, --batch, --hidden, --obs-dim, --act-dim, --block must be positive, --warmup >= 0")
 
@@ -298,7 +303,8 @@ def main(argv=None):
     peak = max(gemm.values())
 
     us = times["median"] * 1e6
-    res = {"method": args.method, "dtype": args.dtype, "us_per_update": round(us, 1),
+    res = {"method": args.method, "dtype": args.dtype, "baseline": args.baseline if args.method == "xinet" else None,
+           "us_per_update": round(us, 1),
            "flops_per_update": int(flops), "gflops": round(flops / us / 1e3, 3),
            "gemm_peak_gflops": round(peak, 3),
            "gemm_floor_us": round(floor_us, 1),
