@@ -57,17 +57,17 @@ def test_the_default_estimator_is_timed_on_request(capsys):
 def test_bad_arguments_exit_cleanly():
     no_torch = [f for f in TINY if f != "--no-torch"]
     for flags in (["--prune-fraction", "0.5", "--method", "sac"], ["--prune-fraction", "1.5"],
-                  ["--method", "xinet", "--baseline", "flip"]):              # the torch twin mirrors pair only
+                  ["--method", "xinet", "--baseline", "muprop"]):        # the torch twin mirrors pair and flip
         with pytest.raises(SystemExit) as exc:
             bench_update.main((no_torch if "--baseline" in flags else list(TINY)) + flags)
         assert exc.value.code == 2
 
 
-@pytest.mark.parametrize("method", ["sac", "ofe", "xinet"])
-def test_torch_comparison_runs_when_torch_is_installed(capsys, method):
+@pytest.mark.parametrize("method, baseline", [("sac", "pair"), ("ofe", "pair"), ("xinet", "pair"), ("xinet", "flip")])
+def test_torch_comparison_runs_when_torch_is_installed(capsys, method, baseline):
     pytest.importorskip("torch")
     flags = [f for f in TINY if f != "--no-torch"]
-    bench_update.main(flags + ["--method", method, "--dtype", "float32"] +
+    bench_update.main(flags + ["--method", method, "--dtype", "float32", "--baseline", baseline] +
                       (["--prune-fraction", "0.25"] if method == "xinet" else []))
     res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert res["torch_us_per_update"] > 0

@@ -79,8 +79,8 @@ def blas_threads():
 def make_agent(args, dtype):
     cfg = AgentConfig(hidden=(args.hidden, args.hidden), ofenet=args.method != "sac", gated=args.method == "xinet",
                       ofe_layers=args.ofe_layers, ofe_units=args.ofe_units, target_dim=args.obs_dim,
-                      # θ-steps at full cost, but no unit reaches 0 while timing; by default the estimator the
-                      # torch update mirrors (examples/benchmarks/bench_torch.py: two passes per gated network)
+                      # θ-steps at full cost, but no unit reaches 0 while timing; the estimator --baseline
+                      # (examples/benchmarks/bench_torch.py mirrors pair and flip)
                       baseline=args.baseline, **{**SHARED_KNOBS, "eta_theta": 1e-12})
     return Agent(cfg, args.obs_dim, args.act_dim, np.zeros(args.act_dim), np.random.default_rng(args.seed), dtype)
 
@@ -247,7 +247,7 @@ def main(argv=None):
                     help="dtype of the PyTorch update (None: --dtype); float64 xiref vs float32 torch is "
                          "the README's comparison")
     ap.add_argument("--baseline", choices=ESTIMATORS, default="pair",
-                    help="xinet's θ-gradient estimator; the PyTorch twin mirrors pair only (others need --no-torch)")
+                    help="xinet's θ-gradient estimator; the PyTorch twin mirrors pair and flip (others need --no-torch)")
     ap.add_argument("--default-malloc", action="store_true",
                     help="keep glibc's allocator defaults (xiref/allocator.py: page faults on every update)")
     args = ap.parse_args(argv)
@@ -255,8 +255,8 @@ def main(argv=None):
         ap.error("--prune-fraction must lie in [0, 1)")
     if args.prune_fraction and args.method != "xinet":
         ap.error("--prune-fraction needs --method xinet (only gated units can be pruned)")
-    if args.baseline != "pair" and args.method == "xinet" and not args.no_torch:
-        ap.error(f"--baseline {args.baseline}: the PyTorch update mirrors pair only; add --no-torch")
+    if args.baseline not in ("pair", "flip") and args.method == "xinet" and not args.no_torch:
+        ap.error(f"--baseline {args.baseline}: the PyTorch update mirrors pair and flip only; add --no-torch")
     if min(args.repeats, args.batch, args.hidden, args.obs_dim, args.act_dim, args.block) < 1 or args.warmup < 0:
         ap.error("--repeats, --batch, --hidden, --obs-dim, --act-dim, --block must be positive, --warmup >= 0")
 
