@@ -119,3 +119,21 @@ def test_products_account_for_every_flop(method):
         return 2 * m * k * (right[0] if kind == "duWT" else right[1])
     assert total[0] > 0 and sum(c * flops(*key) for key, c in products.items()) == total[0]
     assert bench_update.gemm_floor_us(products, np.float64, rng, repeats=2) > 0
+
+
+def test_bench_estimators_runs_tiny_and_reports_every_estimator(tmp_path, monkeypatch, capsys):
+    """examples/benchmarks/bench_estimators.py on 300 transitions and 3 draws: every estimator in every setting, `pair`
+    at 1× itself; a median variance of 0 (too few draws at θ = 1 − ε to see a unit switch off) gives no ratio
+    rather than a division by zero; the JSON line is also written to --out."""
+    import bench_estimators
+    from xiref.gates import ESTIMATORS
+    out = tmp_path / "be.json"
+    monkeypatch.setattr(sys, "argv", ["bench_estimators.py", "--transitions", "300", "--fit-steps", "5", "--draws",
+                                      "3", "--batch", "32", "--out", str(out)])
+    bench_estimators.main()
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert json.loads(out.read_text()) == result
+    for setting in result["settings"].values():
+        assert set(setting) == set(ESTIMATORS)
+        assert setting["pair"]["vs_pair"] in (1.0, None)
+        assert all(r["vs_pair"] is None or r["vs_pair"] > 0 for r in setting.values())
