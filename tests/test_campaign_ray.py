@@ -92,3 +92,16 @@ def test_a_task_killed_mid_run_is_retried_from_its_checkpoint(ray_local, local_r
     with open(os.path.join(run, "stdout.log")) as f:
         assert f.read().count('"eval_return"') == 1                   # one run finished: the retry
     assert progress(tmp_path, "xinet") == progress(local_runs, "xinet")
+
+
+def test_a_refused_run_is_not_retried_and_fails_the_grid(ray_local, tmp_path, capsys):
+    """Bad input that only `xiref train` sees (fewer random steps than a batch) exits 2: reported once, not retried."""
+    argv = ["--envs", ENV, "--methods", "sac", "--seeds", "0", "--steps", STEPS, "--root", str(tmp_path), "--ray",
+            "local", "--retries", "3", "--", "--start-steps", "10"]
+    with pytest.raises(SystemExit) as exc:
+        campaign.main(argv)
+    captured = capsys.readouterr()
+    assert exc.value.code == 2 and "1 run(s) failed" in captured.err
+    assert captured.out.count(f"refused ('{ENV}', 'sac', 0) (exit 2)") == 1
+    with open(os.path.join(tmp_path, ENV, "sac", "seed0", "stdout.log")) as f:
+        assert f.read().count("xiref: error: --start-steps 10 must be >= --batch") == 1     # one attempt

@@ -109,7 +109,8 @@ def run_grid(cells, args_of, out_of, source_of, address, retries, repo):
                 stamp(f"finished {cell}" if code == 0 else f"refused {cell} (exit {code}): {out_of(cell)}/stdout.log")
                 ok = code == 0
             except RayError as exc:
-                stamp(f"failed {cell} after {retries} retries: {str(exc).splitlines()[-1]}")
+                last = [line for line in str(exc).splitlines() if line.strip()][-1:] or [type(exc).__name__]
+                stamp(f"failed {cell} (retried up to {retries} times): {last[0]}")
                 ok = False
             if not ok:                      # and its ofe-small cells can never start
                 failed += [cell] + [c for c in waiting if source_of(c) == cell]
