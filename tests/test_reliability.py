@@ -227,6 +227,24 @@ def test_stale_lock_is_taken_over_and_released(content, quick_xinet, capsys, tmp
     assert json.loads((run / "summary.json").read_text())["steps"] == 60
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_a_zombie_holder_is_not_alive(tmp_path):
+    """A killed writer whose exit status nobody has collected yet (a zombie, as an orphan is in a container whose
+    first process does not reap) holds nothing; the same process before it dies does (the control)."""
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (tmp_path / RL.LOCK_NAME).write_text(f"{child.pid} {socket.gethostname()}\n")
+        assert RL.holder(str(tmp_path)) == (child.pid, socket.gethostname())
+        child.kill()
+        deadline = time.time() + 10
+        while open(f"/proc/{child.pid}/stat").read().rsplit(")", 1)[1].split()[0] != "Z" and time.time() < deadline:
+            time.sleep(0.01)                                       # dead, not yet reaped: a zombie
+        assert RL.holder(str(tmp_path)) is None
+    finally:
+        child.kill()
+        child.wait()
+
+
 def test_lock_is_held_during_the_run_and_released_on_a_user_error(monkeypatch, capsys, tmp_path):
     """The lock names this process while training; a run stopped by a blow-up releases it."""
     run, seen = tmp_path / "run", []

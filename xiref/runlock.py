@@ -16,13 +16,18 @@ LOCK_NAME = "run.lock"
 
 
 def _alive(pid):
+    """True if process pid exists and is not a zombie (killed, its exit status not yet collected by a parent)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:            # exists, owned by someone else
+        pass
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):      # no /proc (not Linux): existing is alive
         return True
-    return True
 
 
 def holder(out):

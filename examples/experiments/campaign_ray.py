@@ -46,6 +46,20 @@ def release_lock_of_lost_node(out, dead_hosts):
     return True
 
 
+def wait_for_a_dying_writer(out, seconds=30.0):
+    """Wait up to `seconds` while a process of this host holds out/run.lock: the training process of a killed
+    attempt dies with its worker, but not in the same instant. A holder still alive after that is another
+    launcher's run, and `xiref train` refuses the directory (exit 2)."""
+    import socket
+    from xiref.runlock import holder
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        held = holder(out)
+        if held is None or held[1] not in ("", socket.gethostname()):
+            return
+        time.sleep(0.2)
+
+
 def dead_ray_hosts():
     """Host names of the nodes Ray reports dead and not also alive (a restarted node is alive again)."""
     import ray
@@ -60,6 +74,7 @@ def run_cell(args, out, repo):
     from xiref.runstate import continue_flags
     os.makedirs(out, exist_ok=True)
     release_lock_of_lost_node(out, dead_ray_hosts())
+    wait_for_a_dying_writer(out)
     cmd = [sys.executable, "-m", "xiref", "train"] + list(args) + continue_flags(out)
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     if os.path.isdir(os.path.join(repo, "xiref")):
