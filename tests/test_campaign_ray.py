@@ -13,6 +13,7 @@ import pytest
 ray = pytest.importorskip("ray")
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "examples", "experiments"))
 import campaign  # noqa: E402
+from xiref.runlock import proc_stat  # noqa: E402
 
 # a tiny run: learning from step 150, a checkpoint every 100 steps, 800 steps in about 3 s
 TINY = ["--hidden", "16,16", "--ofe-layers", "2", "--ofe-units", "4", "--start-steps", "150", "--batch", "32",
@@ -59,9 +60,7 @@ def pid_of_run(run):
     """(pid of the training process from its run.lock, pid of its parent: the Ray worker)."""
     with open(os.path.join(run, "run.lock")) as f:
         pid = int(f.read().split()[0])
-    with open(f"/proc/{pid}/stat") as f:
-        parent = int(f.read().rsplit(")", 1)[1].split()[1])
-    return pid, parent
+    return pid, int(proc_stat(pid)[1])
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
@@ -82,7 +81,7 @@ def test_a_task_killed_mid_run_is_retried_from_its_checkpoint(ray_local, local_r
                     pid, worker = pid_of_run(run)
                     killed = pid if victim == "the run" else worker
                     os.kill(killed, signal.SIGKILL)
-                except (OSError, ValueError, IndexError):      # between two runs' locks: look again
+                except (OSError, ValueError, IndexError, TypeError):   # between two attempts: look again
                     killed = None
         time.sleep(0.02)
     driver.join(timeout=900)

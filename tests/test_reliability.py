@@ -227,6 +227,17 @@ def test_stale_lock_is_taken_over_and_released(content, quick_xinet, capsys, tmp
     assert json.loads((run / "summary.json").read_text())["steps"] == 60
 
 
+def test_a_lock_of_a_host_known_gone_is_released_and_no_other(tmp_path):
+    """release_lock_of_hosts: a lock naming a host in the set (a cluster node reported dead) is removed; one naming
+    another host stays respected (the control)."""
+    lock = tmp_path / RL.LOCK_NAME
+    lock.write_text(f"{os.getpid()} other-host\n")
+    assert not RL.release_lock_of_hosts(str(tmp_path), {"gone-host"})
+    assert RL.holder(str(tmp_path)) == (os.getpid(), "other-host")
+    assert RL.release_lock_of_hosts(str(tmp_path), {"gone-host", "other-host"})
+    assert not lock.exists() and RL.holder(str(tmp_path)) is None
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_a_zombie_holder_is_not_alive(tmp_path):
     """A killed writer whose exit status nobody has collected yet (a zombie, as an orphan is in a container whose
@@ -237,7 +248,7 @@ def test_a_zombie_holder_is_not_alive(tmp_path):
         assert RL.holder(str(tmp_path)) == (child.pid, socket.gethostname())
         child.kill()
         deadline = time.time() + 10
-        while open(f"/proc/{child.pid}/stat").read().rsplit(")", 1)[1].split()[0] != "Z" and time.time() < deadline:
+        while RL.proc_stat(child.pid)[0] != "Z" and time.time() < deadline:
             time.sleep(0.01)                                       # dead, not yet reaped: a zombie
         assert RL.holder(str(tmp_path)) is None
     finally:

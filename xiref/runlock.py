@@ -4,7 +4,8 @@ Two `xiref train` processes writing the same directory (two campaign launchers, 
 run is still going) would interleave checkpoints and progress rows. `train` therefore holds
 `<out>/run.lock` for its whole life; a second process finds the holder alive and stops with one line. A
 lock left by a process that is gone (killed, machine rebooted) is stale and taken over. On another host
-the holder cannot be checked, so the lock is respected and the message says how to remove it.
+the holder cannot be checked, so the lock is respected and the message says how to remove it, unless the
+caller knows that host is gone (`release_lock_of_hosts`: the Ray campaign runner, for nodes Ray reports dead).
 """
 import contextlib
 import os
@@ -15,6 +16,15 @@ from .envs import UserError
 LOCK_NAME = "run.lock"
 
 
+def proc_stat(pid):
+    """The fields of /proc/<pid>/stat after the command name: [state, ppid, …]; None without /proc (not Linux)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
 def _alive(pid):
     """True if process pid exists and is not a zombie (killed, its exit status not yet collected by a parent)."""
     try:
@@ -23,11 +33,8 @@ def _alive(pid):
         return False
     except PermissionError:            # exists, owned by someone else
         pass
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):      # no /proc (not Linux): existing is alive
-        return True
+    fields = proc_stat(pid)
+    return fields is None or fields[0] != "Z"
 
 
 def holder(out):
@@ -44,6 +51,17 @@ def holder(out):
     if pid == os.getpid() or not _alive(pid):
         return None
     return pid, host
+
+
+def release_lock_of_hosts(out, hosts):
+    """Remove out's lock when its holder runs on one of `hosts`, hosts known to be gone (a cluster node reported
+    dead): its process cannot be checked from here, so holder() would respect it forever. True if removed."""
+    held = holder(out)
+    if held is None or held[1] not in hosts:
+        return False
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(os.path.join(out, LOCK_NAME))
+    return True
 
 
 @contextlib.contextmanager

@@ -94,13 +94,11 @@ def torch_update(agent, args, dtype, threads):
         bn = bn_train and any(s.bn for s in specs[net])
         fixed = {} if bn else None                        # the sampled batch's BN statistics
         ell = loss_of_acts(forward(specs[net], inputs, xi, bn_train=bn_train, update_stats=True, record=fixed))
-        grads = torch.autograd.grad(ell.mean(), [t for s in specs[net] for t in params[s.name].values()
-                                                 if t.requires_grad] + [xi[s.name] for s in gated],
-                                    retain_graph=False)
-        n_w = len(grads) - len(gated)
-        for t, g in zip([t for s in specs[net] for t in params[s.name].values() if t.requires_grad], grads[:n_w]):
+        weights = [t for s in specs[net] for t in params[s.name].values() if t.requires_grad]
+        grads = torch.autograd.grad(ell.mean(), weights + [xi[s.name] for s in gated])
+        for t, g in zip(weights, grads):
             t.grad = g
-        slope = torch.cat([g * B for g in grads[n_w:]], 1)                      # (B, n): ∂ℓ_i/∂ξ_ij
+        slope = torch.cat([g * B for g in grads[len(weights):]], 1)              # (B, n): ∂ℓ_i/∂ξ_ij
         if bn:                                            # the slope at the statistics held fixed
             xi2 = {k: v.detach().requires_grad_(True) for k, v in xi.items()}
             ell2 = loss_of_acts(forward(specs[net], inputs, xi2, fixed=fixed))

@@ -30,6 +30,9 @@ from xiref.envs import UserError, check_env_id  # noqa: E402
 from xiref.runlock import holder  # noqa: E402
 from xiref.runstate import continue_flags  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import campaign_ray  # noqa: E402  (a sibling; imports Ray only when a grid runs on it)
+
 RESULTS = os.path.join(REPO, "examples", "results")   # the committed runs (docs/RESULTS.md)
 DEFAULT_ROOT = os.path.join("runs", "campaign")          # relative to the current directory
 ROOT = DEFAULT_ROOT                                      # where runs go; --root sets it
@@ -163,8 +166,7 @@ def main(argv=None):
     if args.ray is not None:
         return run_on_ray(todo, args)
     running, failed = {}, []
-    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
-               PYTHONPATH=os.pathsep.join([REPO] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
+    env = campaign_ray.train_env(REPO)
     while todo or running:
         for key, proc in list(running.items()):
             if proc.poll() is not None:
@@ -199,7 +201,6 @@ def run_on_ray(todo, args):
         import ray  # noqa: F401
     except ImportError:
         fail('--ray needs Ray, which is not installed: pip install -e ".[cluster]"')
-    import campaign_ray
     failed = campaign_ray.run_grid(
         todo, args_of=lambda c: train_args(*c, args.steps, args.dtype, args.extra), out_of=lambda c: run_dir(*c),
         source_of=lambda c: (c[0], WIDTHS_FROM[c[1]], c[2]) if c[1] in WIDTHS_FROM else None,

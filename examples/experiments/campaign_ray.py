@@ -24,6 +24,15 @@ import time
 REFUSED = 2
 
 
+def train_env(repo=None):
+    """The environment of one `xiref train` process of a campaign: one BLAS thread, and the checkout `repo` (if
+    given) first on PYTHONPATH. Both runners use it (campaign.py locally, run_cell on Ray)."""
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    if repo is not None:
+        env["PYTHONPATH"] = os.pathsep.join([repo] + [p for p in [os.environ.get("PYTHONPATH")] if p])
+    return env
+
+
 class CellFailed(RuntimeError):
     """A cell's `xiref train` ended with a non-zero exit status other than REFUSED: Ray retries the task."""
 
@@ -33,17 +42,6 @@ def _die_with_parent():
     if sys.platform.startswith("linux"):
         import ctypes
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)      # PR_SET_PDEATHSIG = 1
-
-
-def release_lock_of_lost_node(out, dead_hosts):
-    """Remove out/run.lock when it names a host in dead_hosts (a node Ray reports dead); True if removed.
-    A lock of a live host is left alone: on this host xiref checks the process, on another it is respected."""
-    from xiref.runlock import LOCK_NAME, holder
-    held = holder(out)
-    if held is None or held[1] not in dead_hosts:
-        return False
-    os.remove(os.path.join(out, LOCK_NAME))
-    return True
 
 
 def wait_for_a_dying_writer(out, seconds=30.0):
@@ -71,14 +69,13 @@ def dead_ray_hosts():
 def run_cell(args, out, repo):
     """Ray task: `xiref train <args>` into run directory `out`, continued from its checkpoint; returns
     (out, exit status 0 or REFUSED). The checkout `repo` goes first on PYTHONPATH where this node has it."""
+    from xiref.runlock import release_lock_of_hosts
     from xiref.runstate import continue_flags
     os.makedirs(out, exist_ok=True)
-    release_lock_of_lost_node(out, dead_ray_hosts())
+    release_lock_of_hosts(out, dead_ray_hosts())
     wait_for_a_dying_writer(out)
     cmd = [sys.executable, "-m", "xiref", "train"] + list(args) + continue_flags(out)
-    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    if os.path.isdir(os.path.join(repo, "xiref")):
-        env["PYTHONPATH"] = os.pathsep.join([repo] + [p for p in [os.environ.get("PYTHONPATH")] if p])
+    env = train_env(repo if os.path.isdir(os.path.join(repo, "xiref")) else None)
     with open(os.path.join(out, "stdout.log"), "a") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, preexec_fn=_die_with_parent)
         try:
