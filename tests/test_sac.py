@@ -13,7 +13,7 @@ forward of the same quantity, in float64:
   - critics (Eq. 11) with their own masks, reading inference-mode OFENet features z_oa;
   - OFENet (Eq. 8) with training-mode BN and sampled masks, gradient w.r.t. every OFENet parameter.
   The references recompute everything from the raw batch with network.forward and sac.tanh_gaussian, not
-  with Agent.features / Agent.q_values. The hand side is agent.actor_loss_fn / agent.critic_loss_fn
+  with Agent.features / Agent.q_values. The hand side is losses.actor_loss_fn / losses.critic_loss_fn
   (imported), xinet.gated_gradients with a replayed mask draw, and — through a spy on
   xinet.gated_gradients — the very closures Agent.update_sac / update_ofenet build.
 * A negative control (log σ gradient without its −1 term) must fail the checker.
@@ -31,7 +31,8 @@ from xiref import network as N
 from xiref import ofenet as OF
 from xiref import sac
 from xiref import xinet
-from xiref.agent import Agent, AgentConfig, actor_loss_fn, critic_loss_fn, critics_action_grad
+from xiref.agent import Agent, AgentConfig
+from xiref.losses import actor_loss_fn, critic_loss_fn, critics_action_grad
 
 B = 8                     # even: the critic-2 shift below splits the batch exactly between the critics
 OBS, ACT, T = 5, 2, 4

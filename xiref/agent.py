@@ -1,7 +1,8 @@
 """The agent: SAC (+ OFENet) (+ XiNet gates) state and its updates (docs/METHOD.md §2, §3, §7, §8).
 
 All state lives in plain containers on an `Agent` (params, BN stats, θ, θ-momenta, target critics, Adam
-moments per network, log α); the losses are the top-level functions of xiref/sac.py and xiref/ofenet.py.
+moments per network, log α); the losses are the top-level functions of xiref/sac.py and xiref/ofenet.py, made
+into each network's loss_fn in xiref/losses.py.
 Rule of Eq. (3): sampled gates only inside a network's own loss (xinet.gated_gradients); features,
 acting, targets, the actor's critics and the α loss use expected gates θ.
 """
@@ -16,6 +17,7 @@ from . import sac
 from . import wiring as W
 from . import xinet
 from .adam import adam_init, adam_step
+from .losses import CONSUMERS, actor_loss_fn, consumers_value_fn, critic_loss_fn
 from .prune import keep_last_units, prune_zero_units, theta_step
 
 NETS = ("ofenet", "actor", "critic1", "critic2")
@@ -71,6 +73,7 @@ class AgentConfig:
     eps_xi_actor: float | None = None   # ε_ξ for the actor alone (none: use eps_xi)
     eps_xi_critic: float | None = None  # ε_ξ for each critic (none: use eps_xi)
     baseline: str = "flip"          # θ-gradient estimator: flip (Eq. 33–34), muprop(-loo) (35), none/loo/pair (23)
+    ofenet_value: str = "own"       # OFENet's θ weighs a unit against: its own loss (8), or "consumers" too (§7)
     lam_w: float = 0.0              # λ_w slab-prior weight, Eq. (16); 0 as SAC/OFENet use no weight decay
     loss_scale_rate: float = 0.01   # EMA rate of L̄_n (Eq. 19)
     eps_bn: float = 1e-3            # BN ε (Keras, as OFENet)
@@ -181,26 +184,35 @@ class Agent:
     # ------------------------------------------------------------------ OFENet, Eq. (8)
     def update_ofenet(self, batch, rng, update_theta=False):
         obs, act, _, obs_next, _ = batch
-        specs = self.specs("ofenet")
+        specs, loss_fn, value_fn = self.specs("ofenet"), OF.aux_loss_fn(obs_next), None
+        if (update_theta and self.cfg.gated and self.cfg.ofenet_value == "consumers"
+                and all(self.loss_scale[c] is not None for c in CONSUMERS)):     # once every consumer has L̄_c
+            eps = rng.standard_normal((obs.shape[0], self.act_dim)).astype(self.dtype)
+            value_fn = consumers_value_fn(self, batch, self.td_target(batch, rng), eps, loss_fn)
         mean_loss, grads, g_theta, caches = xinet.gated_gradients(
-            specs, self.params, {"obs": obs, "act": act}, self.theta, OF.aux_loss_fn(obs_next), rng,
+            specs, self.params, {"obs": obs, "act": act}, self.theta, loss_fn, rng,
             self.cfg.baseline, self.knob("ofenet", "eps_xi"), self.stats, bn_train=True, eps_bn=self.cfg.eps_bn,
-            theta_grad=update_theta)
+            theta_grad=update_theta, value_fn=value_fn)
         # running BN statistics follow the first mask draw's batch statistics (one EMA step per update)
         N.update_running_stats(specs, self.stats, caches[0], self.cfg.bn_momentum)
         self._step_net("ofenet", mean_loss, grads, g_theta, update_theta)
         return {"aux_loss": mean_loss}
 
     # ------------------------------------------------------------------ SAC, Eq. (10)–(14)
+    def td_target(self, batch, rng):
+        """y_i (B,) with target critics and the current actor at s′, expected gates.   Eq. (10)"""
+        _, _, rew, obs_next, done = batch
+        f_next = self.features(obs_next)
+        eps = rng.standard_normal((obs_next.shape[0], self.act_dim)).astype(self.dtype)
+        a_next, log_pi_next = self.policy(f_next, eps)
+        q1_t, q2_t, _ = self.q_values(self.target, f_next, a_next)
+        return sac.td_target(rew, done, q1_t, q2_t, log_pi_next, self.alpha, self.cfg.gamma)
+
     def update_sac(self, batch, rng, update_theta=False):
         cfg = self.cfg
-        obs, act, rew, obs_next, done = batch
+        obs, act = batch[0], batch[1]
         B = obs.shape[0]
-        # y_i with target critics and the current actor at s′, expected gates      Eq. (10)
-        f_next = self.features(obs_next)
-        a_next, log_pi_next = self.policy(f_next, rng.standard_normal((B, self.act_dim)).astype(self.dtype))
-        q1_t, q2_t, _ = self.q_values(self.target, f_next, a_next)
-        y = sac.td_target(rew, done, q1_t, q2_t, log_pi_next, self.alpha, cfg.gamma)
+        y = self.td_target(batch, rng)                                 # Eq. (10)
 
         feats = self.features(obs, act)                                # z_o, z_oa (inference mode)
         out = {}
@@ -230,66 +242,3 @@ class Agent:
         out["entropy"] = -float(np.mean(log_pi))
         sac.polyak(self.target, self.params, cfg.tau)                   # Eq. (14)
         return out
-
-
-# ---------------------------------------------------------------------- the networks' own losses
-def critic_loss_fn(k, y):
-    """loss_fn of critic k for xinet.gated_gradients: ℓ^Q_{k,i} = (Q_k(s_i, a_i) − y_i)².   Eq. (11)"""
-    def loss_fn(acts):
-        ell, dq = sac.critic_loss(acts[k + "/out"][:, 0], y)
-        return ell, {k + "/out": dq[:, None]}
-    return loss_fn
-
-
-def actor_loss_fn(agent, f_actor, eps):
-    """loss_fn of the actor: ℓ^π_i = α log π(ã_i|s_i) − min_k Q_k(s_i, ã_i), ã reparameterised.  Eq. (12)
-
-    The critics and OFENet's action block run with expected gates and inference BN (Eq. 3); the gradient
-    reaches ã through them (param_grads=False: they are not updated by this loss).
-    f_actor: the actor's sources (obs and z_o); eps (B, A) the reparameterisation noise.
-    """
-    def loss_fn(acts):
-        a, log_pi, cache = sac.tanh_gaussian(acts["actor/out"], eps, agent.log_scale)
-        q1, q2, (_, _, qcache) = agent.q_values({}, f_actor, a)
-        ell, d_lp, d_q1, d_q2 = sac.actor_loss(log_pi, q1, q2, agent.alpha)
-        d_a = critics_action_grad(agent, qcache, {"critic2": d_q2, "critic1": d_q1})
-        return ell, {"actor/out": sac.tanh_gaussian_backward(d_a, d_lp, cache)}
-
-    def value(acts):
-        """ℓ^π (B,) alone, without the chain back through the critics (the flip pass, Eq. 33)."""
-        a, log_pi, _ = sac.tanh_gaussian(acts["actor/out"], eps, agent.log_scale)
-        q1, q2, _ = agent.q_values({}, f_actor, a)
-        return sac.actor_loss(log_pi, q1, q2, agent.alpha)[0]
-
-    loss_fn.value = value
-    return loss_fn
-
-
-def critics_action_grad(agent, qcache, d_q):
-    """∂/∂a of Σ_k Σ_i d_q[k]_i Q_k(s_i, a_i) (B, A) through the critics and, with an OFENet, its action
-    block (Eq. 6), from the cache of `agent.q_values` (expected gates, inference BN; no weight gradients).
-
-    The min of Eq. (12) sends each example's gradient through one critic (d_q[k]_i = 0 for the other), so
-    critic k's backward runs on its own rows only — half the products of a backward of both critics over
-    the whole batch — and only for the sources that depend on a (act and the action block, not z_o). The
-    rows are put back together (each row comes from one critic, the other's would add 0) before the
-    action block, which both critics read. d_q: {critic: (B,)}, in the order the critics are chained back.
-    """
-    gates = agent.gates("ofenet", "critic1", "critic2")
-    front = OF.action_layers(agent.wiring) if agent.cfg.ofenet else ()
-    d_front = {}                                                     # source -> (B, w), rows of both critics
-    for k, dq in d_q.items():
-        rows = np.flatnonzero(dq)                                    # the examples whose min is critic k
-        specs = agent.specs(k)
-        _, d_in, _ = N.backward(specs, agent.params, gates, N.cache_rows(specs, qcache, rows),
-                                {k + "/out": dq[rows, None]}, param_grads=False, gate_grads=False,
-                                input_grads={"act"} | {s.name for s in front})
-        for src, g in d_in.items():
-            if src not in d_front:
-                d_front[src] = np.zeros((dq.shape[0], g.shape[1]), dtype=g.dtype)
-            d_front[src][rows] += g
-    if not front:
-        return d_front["act"]
-    _, d_in, _ = N.backward(front, agent.params, gates, qcache, d_front, param_grads=False, input_grads={"act"},
-                            gate_grads=False)
-    return d_in["act"]

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, fields
 from .agent import SHARED_KNOBS, AgentConfig
 from .errors import UserError
 from .gates import ESTIMATORS
+from .losses import OFENET_VALUES
 
 METHODS = ("sac", "ofe", "xinet", "ofe-small")
 DTYPES = ("float64", "float32")          # float64 the reference dtype, float32 the fast path
@@ -85,7 +86,7 @@ RULES = {   # field (or shared knob, for its per-network fields too) -> (test, w
     "hidden": ((lambda v: all(h > 0 for h in v)), "positive widths"),
     "ofe_widths": ((lambda v: all(w >= 0 for w in v)), "widths >= 0"),
 }
-CHOICES = {"method": METHODS, "dtype": DTYPES, "baseline": ESTIMATORS}
+CHOICES = {"method": METHODS, "dtype": DTYPES, "baseline": ESTIMATORS, "ofenet_value": OFENET_VALUES}
 
 
 def flag(name):
