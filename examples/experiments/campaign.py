@@ -100,8 +100,10 @@ VARIANTS = {
     "xinet-beta1": ("xinet", ["--beta", "1"]),
     "xinet-beta3": ("xinet", ["--beta", "3"]),
     "xinet-beta30": ("xinet", ["--beta", "30"]),
-    # OFENet's θ priced by its consumers too (METHOD §7, EXPERIMENTS.md E16), at a price matched to the default's
-    "xinet-ofe-consumers-beta50": ("xinet", ["--ofenet-value", "consumers", "--beta-ofenet", "50"]),
+    # OFENet's θ priced by its consumers too (METHOD §7, EXPERIMENTS.md E16), at a price matched to the default's;
+    # OFENet's θ waits as the SAC nets' do: untrained consumers value no unit, and OFENet lost 8 % in 2 000 steps
+    "xinet-ofe-consumers-beta50": ("xinet", ["--ofenet-value", "consumers", "--beta-ofenet", "50",
+                                             "--theta-delay-ofenet", "5000"]),
     # claim 2 against a xinet variant: an ungated OFENet at the widths that variant's run of the same seed ended with
     "ofe-small-eta0.01": ("ofe-small", [], "xinet-ofe-eta0.01"),
     "ofe-small-eps0.01": ("ofe-small", [], "xinet-ofe-eps0.01"),
