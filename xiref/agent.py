@@ -3,8 +3,9 @@
 All state lives in plain containers on an `Agent` (params, BN stats, θ, θ-momenta, target critics, Adam
 moments per network, log α); the losses are the top-level functions of xiref/sac.py and xiref/ofenet.py, made
 into each network's loss_fn in xiref/losses.py.
-Rule of Eq. (3): sampled gates only inside a network's own loss (xinet.gated_gradients); features,
-acting, targets, the actor's critics and the α loss use expected gates θ.
+Rule of Eq. (3): sampled gates only inside a network's own loss (xinet.gated_gradients) — and, with
+ofenet_value = "consumers", OFENet's inside the consumers' losses that price OFENet's θ; features, acting,
+targets, the actor's critics and the α loss use expected gates θ.
 """
 import copy
 from dataclasses import dataclass
