@@ -242,15 +242,21 @@ def test_ray_without_ray_installed_is_one_line(root, fake_runs, monkeypatch, cap
 
 def test_ctrl_c_ends_the_local_runner_in_one_line_and_keeps_the_checkpoint(tmp_path):
     """Ctrl-C (SIGINT to the terminal's process group) once a run has a checkpoint: exit 130, one line, no
-    traceback; the run keeps its checkpoint."""
+    traceback; the run keeps its checkpoint. A terminal's foreground job has SIGINT at its default; the runner is
+    started that way even when the tests themselves run in the background of a non-interactive shell, which
+    starts them with SIGINT ignored (and Python then never raises KeyboardInterrupt)."""
     import signal
     import time
+
+    def foreground_sigint():
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
     tiny = ["--hidden", "16,16", "--ofe-layers", "2", "--ofe-units", "4", "--start-steps", "150", "--batch", "32",
             "--eval-every", "200", "--eval-episodes", "1", "--log-every", "50", "--checkpoint-every", "100"]
     script = os.path.join(os.path.dirname(campaign.__file__), "campaign.py")
     proc = subprocess.Popen([sys.executable, script, "--envs", "InvertedPendulum-v5", "--methods", "xinet", "--seeds",
                              "0", "--steps", "100000", "--jobs", "1", "--root", str(tmp_path), "--"] + tiny,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=foreground_sigint)
     checkpoint = tmp_path / "InvertedPendulum-v5" / "xinet" / "seed0" / "checkpoint.npz"
     deadline = time.time() + 300
     while not checkpoint.exists() and time.time() < deadline and proc.poll() is None:
