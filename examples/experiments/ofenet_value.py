@@ -32,7 +32,6 @@ import numpy as np
 from gate_bias import load_run
 from xiref import network as N
 from xiref import ofenet as OF
-from xiref import sac
 from xiref import wiring as W
 from xiref import xinet
 from xiref.checkpoint import atomic_write_text
@@ -44,21 +43,14 @@ VALUES = ("own", "consumers")
 
 
 def relative_losses(agent, batch, y, eps, theta):
-    """Σ_n ℓ_n / L̄_n (B,) over OFENet (8), the critics (11) and the actor (12): expected gates θ, inference BN."""
+    """Σ_n ℓ_n / L̄_n (B,) over OFENet (8), the critics (11) and the actor (12): OFENet's expected gates θ and
+    inference BN, read through the consumers' value v (xiref/losses.py) divided by L̄_o."""
     obs, act, _, obs_next, _ = batch
-    scale, cfg = agent.loss_scale, agent.cfg
-    specs = agent.wiring.layers
-    acts, _ = N.forward(specs, agent.params, {"obs": obs, "act": act}, {k: theta[k] for k in agent.theta},
-                        agent.stats, bn_train=False, eps_bn=cfg.eps_bn)
-    total = OF.aux_loss(acts["ofenet/head"], obs_next)[0] / scale["ofenet"]
-    for k in ("critic1", "critic2"):
-        total = total + sac.critic_loss(acts[k + "/out"][:, 0], y)[0] / scale[k]
-    a_tilde, log_pi, _ = sac.tanh_gaussian(acts["actor/out"], eps, agent.log_scale)
-    state = {"obs": obs, **{s.name: acts[s.name] for s in OF.state_layers(agent.wiring)}}
-    q, _ = N.forward(OF.action_layers(agent.wiring) + agent.specs("critic1") + agent.specs("critic2"),
-                     agent.params, {**state, "act": a_tilde}, theta, agent.stats, bn_train=False, eps_bn=cfg.eps_bn)
-    ell_pi = sac.actor_loss(log_pi, q["critic1/out"][:, 0], q["critic2/out"][:, 0], agent.alpha)[0]
-    return total + ell_pi / scale["actor"]
+    specs, own = agent.specs("ofenet"), OF.aux_loss_fn(obs_next)
+    gates = {s.name: theta[s.name] for s in specs if s.gated}
+    acts, _ = N.forward(specs, agent.params, {"obs": obs, "act": act}, gates, agent.stats, bn_train=False,
+                        eps_bn=agent.cfg.eps_bn)
+    return consumers_value_fn(agent, batch, y, eps, own)(acts, gates) / agent.loss_scale["ofenet"]
 
 
 def measure(run_dir, beta, batches, draws, batch_size, seed, sweep=()):
