@@ -224,6 +224,52 @@ def test_a_steady_signal_moves_theta_with_evidence():
     assert np.all(walk(3.0, -0.5, steps=1500) == 1.0)
 
 
+def test_rms_scaled_step_formula_bound_and_invariance():
+    """Eq. (39): the evidence-gated step divided by each unit's RMS √(v/c). By hand on one step; over a noisy
+    walk no unit moves more than c η_θ per step; multiplying every gradient by 1000 leaves the θ path unchanged,
+    as it does not for the unscaled step (37) (negative control)."""
+    theta, m, v = np.array([0.5, 0.5, 1.0]), np.array([0.2, -0.1, 0.0]), np.array([0.05, 0.02, 0.0])
+    g, L, eta, mu, t = np.array([1.0, 0.5, 0.0]), 1.0, 0.1, 0.9, 5
+    t_new, m_new, v_new = P.theta_step(theta, m, v, t, g, L, eta, mu, 0.0, "rms")
+    c = 1 - 0.9 ** 5
+    want = np.clip(theta[:2] - eta * m_new[:2] / np.sqrt(v_new[:2] / c), 0, 1)
+    want = np.append(want, 1.0)                                    # v = 0 and m = 0: no step, no division by 0
+    np.testing.assert_allclose(t_new, want, rtol=1e-15)
+    np.testing.assert_allclose(t_new[:2], [0.5 - 0.1 * 0.28 / np.sqrt(0.145 / c),
+                                           0.5 - 0.1 * -0.04 / np.sqrt(0.043 / c)], rtol=1e-13)
+
+    def path(scale, factor, k=3.0, steps=300):
+        rng = np.random.default_rng(33)
+        th, mm, vv, out = np.ones(200), np.zeros(200), np.zeros(200), []
+        drift = np.linspace(-0.5, 0.5, 200)
+        for s in range(1, steps + 1):
+            new, mm, vv = P.theta_step(th, mm, vv, s, factor * (drift + rng.standard_normal(200)), 1.0, 0.05, 0.99,
+                                       k, scale)
+            assert scale == "none" or np.all(np.abs(new - th) <= 0.05 * (1 - 0.99 ** s) * (1 + 1e-12))
+            th = new
+            out.append(th)
+        return np.array(out)
+    np.testing.assert_allclose(path("rms", 1000.0), path("rms", 1.0), rtol=1e-9, atol=1e-12)
+    assert path("rms", 1.0).min() < 0.5                                # the signal moved θ
+    assert np.abs(path("none", 1000.0, steps=50) - path("none", 1.0, steps=50)).max() > 0.1
+    with pytest.raises(ValueError, match="scale"):
+        P.theta_step(theta, m, v, t, g, L, eta, mu, 0.0, "adam")
+
+
+def test_rms_scaled_step_keeps_pure_noise_at_the_wall():
+    """With the evidence gate (k = 3), the RMS-scaled step leaves zero-mean noise at θ = 1 as (37) does and still
+    drives a steady signal of 0.5 noise standard deviations to the wall."""
+    rng = np.random.default_rng(34)
+    theta, m, v = np.ones(400), np.zeros(400), np.zeros(400)
+    for t in range(1, 4001):
+        theta, m, v = P.theta_step(theta, m, v, t, rng.standard_normal(400), 1.0, 0.05, 0.99, 3.0, "rms")
+    assert np.median(theta) == 1.0 and theta.min() > 0.5
+    theta, m, v = np.ones(400), np.zeros(400), np.zeros(400)
+    for t in range(1, 1501):
+        theta, m, v = P.theta_step(theta, m, v, t, 0.5 + rng.standard_normal(400), 1.0, 0.05, 0.99, 3.0, "rms")
+    assert np.all(theta == 0.0)
+
+
 def test_keep_last_units_small():
     old = np.array([0.3, 0.05, 0.2])
     new = np.zeros(3)

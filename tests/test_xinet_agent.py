@@ -221,6 +221,28 @@ def test_per_network_eta_theta(frozen):
             assert moved > 1e-3, net
 
 
+@pytest.mark.parametrize("scale", ["none", "rms"])
+def test_theta_scale_reaches_every_networks_step(scale, monkeypatch):
+    """AgentConfig.theta_scale (Eq. 39) is the scale of every network's θ-step; with rms no unit moves more than
+    η_θ in one step, however large its price (β = 1e4)."""
+    import xiref.agent as AG
+    agent, rng = make_agent(3)
+    agent.cfg.theta_scale, agent.cfg.beta, agent.cfg.k_theta, agent.cfg.eta_theta = scale, 1e4, 0.0, 0.01
+    for k, v in SHARED_KNOBS.items():
+        setattr(agent.cfg, k, v)
+    seen, original = set(), AG.theta_step
+    monkeypatch.setattr(AG, "theta_step", lambda *a: seen.add(a[-1]) or original(*a))
+    steps = []
+    for _ in range(3):
+        before = copy.deepcopy(agent.theta)
+        batch = random_batch(rng)
+        agent.update_ofenet(batch, rng, update_theta=True)
+        agent.update_sac(batch, rng, update_theta=True)
+        steps.append(max(float(np.max(np.abs(agent.theta[k] - before[k]))) for k in before))
+    assert seen == {scale}
+    assert (max(steps) <= 0.01 * (1 + 1e-12)) == (scale == "rms"), steps
+
+
 # ================================================================== shared tiny runs
 TINY = dict(env="InvertedPendulum-v5", steps=600, start_steps=300, ofe_pretrain_steps=20, eval_every=200,
             eval_episodes=1, log_every=100, checkpoint_every=200, hidden=(16, 16), ofe_layers=2, ofe_units=4,

@@ -18,12 +18,14 @@ from . import sac
 from . import wiring as W
 from . import xinet
 from .adam import adam_init, adam_step
-from .losses import CONSUMERS, actor_loss_fn, consumers_value_fn, critic_loss_fn
-from .prune import keep_last_units, prune_zero_units, theta_step
+from .gates import ESTIMATORS
+from .losses import CONSUMERS, OFENET_VALUES, actor_loss_fn, consumers_value_fn, critic_loss_fn
+from .prune import THETA_SCALES, keep_last_units, prune_zero_units, theta_step
 
 NETS = ("ofenet", "actor", "critic1", "critic2")
 KNOBS = ("beta", "eta_theta", "eps_xi")      # the settings each network may have its own value of
 KNOB_NETS = ("ofenet", "actor", "critic")    # their suffixes `<knob>_<role>`: the wiring's roles (Wiring.role)
+AGENT_CHOICES = {"baseline": ESTIMATORS, "ofenet_value": OFENET_VALUES, "theta_scale": THETA_SCALES}  # str fields
 # AgentConfig overrides under which `beta`, `eta_theta` and `eps_xi` alone set every network's β, η_θ and ε_ξ
 SHARED_KNOBS = {f"{name}_{net}": None for name in KNOBS for net in KNOB_NETS}
 
@@ -69,6 +71,7 @@ class AgentConfig:
     eta_theta_critic: float | None = None   # η_θ for each critic (none: use eta_theta)
     mu_theta: float = 0.99          # μ_θ (Eq. 32): the θ-gradient average's decay
     k_theta: float = 3.0            # θ moves only beyond k_θ standard errors of its averaged gradient (Eq. 37)
+    theta_scale: str = "none"       # θ-step in units of ĝ_θ/L̄ (none, Eq. 37) or of each unit's RMS (rms, Eq. 39)
     eps_xi: float = 0.001           # ε_ξ floor (Eq. 4; Choice, docs/METHOD.md) of every network whose own is unset
     eps_xi_ofenet: float | None = None  # ε_ξ for OFENet alone (none: use eps_xi)
     eps_xi_actor: float | None = None   # ε_ξ for the actor alone (none: use eps_xi)
@@ -155,7 +158,7 @@ class Agent:
 
     # ------------------------------------------------------------------ one network's step
     def _step_net(self, net, mean_loss, grads, g_theta, update_theta):
-        """Regulariser (Eq. 16–20), Adam on W (Eq. 31), evidence-gated θ-step (Eq. 37–38)."""
+        """Regulariser (Eq. 16–20), Adam on W (Eq. 31), evidence-gated θ-step (Eq. 37–39)."""
         cfg = self.cfg
         self.loss_scale[net] = xinet.update_loss_scale(self.loss_scale[net], mean_loss, cfg.loss_scale_rate)
         if cfg.gated:
@@ -172,7 +175,7 @@ class Agent:
                     name = spec.name
                     new, self.m_theta[name], self.v_theta[name] = theta_step(
                         self.theta[name], self.m_theta[name], self.v_theta[name], self.t_theta[net],
-                        g_theta[name], scale, eta, cfg.mu_theta, cfg.k_theta)
+                        g_theta[name], scale, eta, cfg.mu_theta, cfg.k_theta, cfg.theta_scale)
                     floor = self.knob(net, "eps_xi")
                     self.theta[spec.name] = keep_last_units(new, self.theta[spec.name], spec.min_units, floor)
 

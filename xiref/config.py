@@ -8,10 +8,8 @@ import math
 import os
 from dataclasses import asdict, dataclass, fields
 
-from .agent import SHARED_KNOBS, AgentConfig
+from .agent import AGENT_CHOICES, SHARED_KNOBS, AgentConfig
 from .errors import UserError
-from .gates import ESTIMATORS
-from .losses import OFENET_VALUES
 
 METHODS = ("sac", "ofe", "xinet", "ofe-small")
 DTYPES = ("float64", "float32")          # float64 the reference dtype, float32 the fast path
@@ -86,7 +84,7 @@ RULES = {   # field (or shared knob, for its per-network fields too) -> (test, w
     "hidden": ((lambda v: all(h > 0 for h in v)), "positive widths"),
     "ofe_widths": ((lambda v: all(w >= 0 for w in v)), "widths >= 0"),
 }
-CHOICES = {"method": METHODS, "dtype": DTYPES, "baseline": ESTIMATORS, "ofenet_value": OFENET_VALUES}
+CHOICES = {"method": METHODS, "dtype": DTYPES, **AGENT_CHOICES}
 
 
 def flag(name):
@@ -212,13 +210,12 @@ def normalize_config(d, source):
     return out
 
 
-# fields a configuration written before they existed lacks, with the value its run had: the plain θ-step (32)
-BEFORE_FIELDS = {"k_theta": 0.0}
+BEFORE_FIELDS = {"k_theta": 0.0, "ofenet_value": "own", "theta_scale": "none"}
 
 
 def config_from_dict(d, source="configuration"):
-    """TrainConfig of a configuration read back; a per-network knob it lacks (written before the field existed)
-    is unset, as it was for that run."""
+    """TrainConfig of a configuration read back; a field it lacks (written before the field existed) has the value
+    its run had: a per-network knob unset, the BEFORE_FIELDS (the plain θ-step (32), `own`, `none`) as listed."""
     return TrainConfig(**{**SHARED_KNOBS, **BEFORE_FIELDS, **normalize_config(d, source)})
 
 
@@ -230,8 +227,8 @@ def portable_config(cfg):
 
 def json_kind(value):
     """'an array', 'a string', … for a JSON value (messages about files of the wrong shape)."""
-    names = {dict: "an object", list: "an array", str: "a string", bool: "true or false", type(None): "null"}
-    return names.get(type(value), "a number")
+    return {dict: "an object", list: "an array", str: "a string", bool: "true or false",
+            type(None): "null"}.get(type(value), "a number")
 
 
 # ---------------------------------------------------------------------- memory a run needs

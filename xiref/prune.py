@@ -1,4 +1,4 @@
-"""Evidence-gated projected θ-steps and permanent, physical pruning (docs/METHOD.md §7, Eq. 32, 37, 38).
+"""Evidence-gated projected θ-steps and permanent, physical pruning (docs/METHOD.md §7, Eq. 32, 37–39).
 
 Compaction reads the same Wiring as the cost C(θ): a unit of layer `name` owns column j of that layer's
 W and entry j of every per-unit vector (b, BN s, c, running mean and var, and the Adam moments of all of
@@ -7,20 +7,29 @@ expected-gate output unchanged, because the unit's contribution θ_j φ_j = 0 al
 """
 import numpy as np
 
+THETA_SCALES = ("none", "rms")   # the θ-step in the units of ĝ_θ/L̄ (Eq. 37), or of each unit's own RMS (Eq. 39)
 
-def theta_step(theta, m_theta, v_theta, t, g, loss_scale, eta, mu, k=0.0):
-    """The evidence-gated projected θ-step.   Eq. (32), (37), (38)
+
+def theta_step(theta, m_theta, v_theta, t, g, loss_scale, eta, mu, k=0.0, scale="none"):
+    """The evidence-gated projected θ-step.   Eq. (32), (37), (38), (39)
 
     m_θ ← μ_θ m_θ + (1 − μ_θ) ĝ_θ / L̄,   v_θ ← μ_θ v_θ + (1 − μ_θ) (ĝ_θ / L̄)²,
     θ ← Π_[0,1](θ − η_θ S(m_θ, k·se)),   S(x, τ) = sign(x) max(|x| − τ, 0),
     so θ_j moves only on the part of its averaged gradient that lies beyond k standard errors of that average;
     k = 0 is the plain step (32). t ≥ 1 counts the network's θ-steps including this one; L̄ (loss_scale) makes
-    η_θ dimensionless. Returns new (theta, m_theta, v_theta).
+    η_θ dimensionless. scale = "rms" divides the step by each unit's RMS √(v_θ/c), c = 1 − μ_θ^t (Eq. 39), so
+    that η_θ bounds every unit's step, whatever its gradient's size. Returns new (theta, m_theta, v_theta).
     """
     x = g / loss_scale
     m_new = (mu * m_theta + (1.0 - mu) * x).astype(theta.dtype, copy=False)
     v_new = (mu * v_theta + (1.0 - mu) * (x * x)).astype(theta.dtype, copy=False)
     step = m_new if k == 0 else shrink(m_new, k * standard_error(m_new, v_new, t, mu))
+    if scale == "rms":
+        # S(m_θ, k se) / √(v_θ / c): |m_θ| ≤ √(c v_θ) (Cauchy–Schwarz), so |step| ≤ c ≤ 1      Eq. (39)
+        rms = np.sqrt(v_new / (1.0 - mu ** t))
+        step = np.divide(step, rms, out=np.zeros_like(step), where=rms > 0)
+    elif scale != "none":
+        raise ValueError(f"unknown θ-step scale {scale!r}; choose one of {', '.join(THETA_SCALES)}")
     return np.clip(theta - eta * step, 0.0, 1.0).astype(theta.dtype, copy=False), m_new, v_new
 
 

@@ -29,8 +29,9 @@ from xiref import network as N  # noqa: E402
 from xiref import ofenet as OF  # noqa: E402
 from xiref import wiring as Wi  # noqa: E402
 from xiref.allocator import keep_freed_memory  # noqa: E402
+from xiref.prune import THETA_SCALES  # noqa: E402
 
-FIELDS = ("estimator", "beta", "k_theta", "eta_theta", "mu_theta", "eps_xi", "theta_steps", "units_start", "units_alive",
+FIELDS = ("estimator", "beta", "k_theta", "theta_scale", "eta_theta", "mu_theta", "eps_xi", "theta_steps", "units_start", "units_alive",
           "units_at_one", "median_theta", "aux_loss_start", "aux_loss_end", "ordering", "seconds")
 
 
@@ -81,7 +82,8 @@ def run_config(agent0, rng_state, data, held, usefulness, estimator, beta, k, ar
     rng = np.random.default_rng()
     rng.bit_generator.state = rng_state
     for name, value in (("baseline", estimator), ("beta_ofenet", beta), ("eta_theta_ofenet", args.eta_theta),
-                        ("mu_theta", args.mu_theta), ("eps_xi_ofenet", args.eps_xi), ("k_theta", k)):
+                        ("mu_theta", args.mu_theta), ("eps_xi_ofenet", args.eps_xi), ("k_theta", k),
+                        ("theta_scale", args.theta_scale)):
         setattr(agent.cfg, name, value)
     gated = [s for s in agent.specs("ofenet") if s.gated]
     alive_ids = np.concatenate([np.arange(len(agent.theta[s.name])) + 1000 * k for k, s in enumerate(gated)])
@@ -99,7 +101,8 @@ def run_config(agent0, rng_state, data, held, usefulness, estimator, beta, k, ar
     worth = usefulness / max(agent0.loss_scale["ofenet"], 1e-12) - beta * share
     start_ids = np.concatenate([np.arange(len(agent0.theta[s.name])) + 1000 * k for k, s in enumerate(gated)])
     theta_all = np.concatenate([agent.theta[s.name] for s in gated]) if alive_ids.size else np.zeros(0)
-    return {"estimator": estimator, "beta": beta, "k_theta": k, "eta_theta": args.eta_theta, "mu_theta": args.mu_theta,
+    return {"estimator": estimator, "beta": beta, "k_theta": k, "theta_scale": args.theta_scale,
+            "eta_theta": args.eta_theta, "mu_theta": args.mu_theta,
             "eps_xi": args.eps_xi, "theta_steps": args.theta_steps, "units_start": int(start_ids.size),
             "units_alive": int(alive_ids.size), "units_at_one": int(np.sum(theta_all == 1.0)),
             "median_theta": float(np.median(theta_all)) if theta_all.size else 0.0,
@@ -112,7 +115,8 @@ def write_rows(path, row):
     rows = []
     if os.path.exists(path):
         with open(path, newline="") as f:
-            rows = [{"k_theta": 0.0, **r} for r in csv.DictReader(f)]    # rows without k_θ: the plain step
+            # rows without k_θ or theta_scale: the plain, unscaled step (32)
+            rows = [{"k_theta": 0.0, "theta_scale": "none", **r} for r in csv.DictReader(f)]
     with open(path + ".tmp", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=FIELDS)
         w.writeheader()
@@ -131,6 +135,8 @@ def main():
     ap.add_argument("--betas", default="0,1,3,10,30", help="comma-separated OFENet prices β")
     ap.add_argument("--k-thetas", default="0,2", help="comma-separated evidence thresholds k_θ (Eq. 37)")
     ap.add_argument("--eta-theta", type=float, default=0.05, help="θ step η_θ (Eq. 32)")
+    ap.add_argument("--theta-scale", choices=THETA_SCALES, default="none",
+                    help="θ-step in the units of ĝ_θ/L̄ (Eq. 37) or of each unit's RMS (Eq. 39)")
     ap.add_argument("--mu-theta", type=float, default=0.99, help="θ momentum μ_θ (Eq. 32)")
     ap.add_argument("--eps-xi", type=float, default=0.001, help="sampling floor ε_ξ (Eq. 4)")
     ap.add_argument("--batch", type=int, default=256, help="minibatch size")
@@ -148,8 +154,8 @@ def main():
     done = set()
     if os.path.exists(args.out):
         with open(args.out) as f:
-            done = {(r["estimator"], float(r["beta"]), float(r.get("k_theta") or 0), float(r["eta_theta"]))
-                    for r in csv.DictReader(f)}
+            done = {(r["estimator"], float(r["beta"]), float(r.get("k_theta") or 0), r.get("theta_scale") or "none",
+                     float(r["eta_theta"])) for r in csv.DictReader(f)}
     data = transitions(args.env, args.transitions + args.heldout, args.seed)
     train, held = [x[:args.transitions] for x in data], [x[args.transitions:] for x in data]
     agent0, rng = fitted(args, train)
@@ -158,7 +164,7 @@ def main():
     for estimator in args.estimators.split(","):
         for k in ks:
             for beta in betas:
-                if (estimator, beta, k, args.eta_theta) in done:
+                if (estimator, beta, k, args.theta_scale, args.eta_theta) in done:
                     continue
                 row = run_config(agent0, rng.bit_generator.state, train, held, usefulness, estimator, beta, k, args)
                 write_rows(args.out, row)
