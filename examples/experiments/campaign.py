@@ -104,6 +104,9 @@ VARIANTS = {
     # OFENet's θ waits as the SAC nets' do: untrained consumers value no unit, and OFENet lost 8 % in 2 000 steps
     "xinet-ofe-consumers-beta50": ("xinet", ["--ofenet-value", "consumers", "--beta-ofenet", "50",
                                              "--theta-delay-ofenet", "5000"]),
+    # the critics unpriced (their β 0; OFENet's 10, the actor's 0.1): at the defaults the critics' second layers end
+    # with 160–175 of 256 units, while ofe-small's keep 256 — is it the critics' pruning that costs xinet's return?
+    "xinet-critic-beta0": ("xinet", ["--beta-critic", "0"]),
     # claim 2 against a xinet variant: an ungated OFENet at the widths that variant's run of the same seed ended with
     "ofe-small-eta0.01": ("ofe-small", [], "xinet-ofe-eta0.01"),
     "ofe-small-eps0.01": ("ofe-small", [], "xinet-ofe-eps0.01"),
