@@ -14,7 +14,6 @@ ungated_mse, teacher_noise_mse (medians over seeds) and the per-seed values.
 """
 import argparse
 import json
-import sys
 import time
 from dataclasses import asdict, dataclass
 
@@ -24,6 +23,7 @@ from xiref import network as N
 from xiref import wiring as W
 from xiref import xinet
 from xiref.adam import adam_init, adam_step
+from xiref.errors import script_error
 from xiref.prune import keep_last_units, prune_zero_units, theta_step
 
 
@@ -57,7 +57,7 @@ def make_teacher(cfg, rng):
     dropping them is the cost-optimal answer, and the experiment would no longer test width recovery.)
     """
     if cfg.teacher_units > cfg.in_dim:
-        sys.exit(f"error: --teacher-units {cfg.teacher_units} must be <= --in-dim {cfg.in_dim}")
+        script_error("teacher_student", f"--teacher-units {cfg.teacher_units} must be <= --in-dim {cfg.in_dim}")
     q, _ = np.linalg.qr(rng.normal(size=(cfg.in_dim, cfg.in_dim)))
     A = q[:, :cfg.teacher_units]                                    # (d, k) orthonormal columns
     c = rng.choice([-1.0, 1.0], size=cfg.teacher_units)            # (k,)
@@ -133,7 +133,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     cfg = Config(**{k: getattr(args, k) for k in asdict(Config())})
     if args.seeds < 1 or cfg.steps < 1 or cfg.beta < 0 or not 0 < cfg.eps_xi < 0.5:
-        sys.exit("error: need --seeds >= 1, --steps >= 1, --beta >= 0 and 0 < --eps-xi < 0.5")
+        script_error("teacher_student", "need --seeds >= 1, --steps >= 1, --beta >= 0 and 0 < --eps-xi < 0.5")
     t0 = time.time()
     per_seed = []
     for seed in range(args.seeds):

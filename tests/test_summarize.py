@@ -453,7 +453,8 @@ def test_beta_front_negative_control_a_higher_price_keeping_more_is_not_monotone
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["monotone"] is False
 
 
-def test_beta_front_without_runs_is_one_line(tmp_path):
+def test_beta_front_without_runs_is_one_line(tmp_path, capsys):
     import beta_front
-    with pytest.raises(SystemExit, match="beta_front: error: no finished xinet"):
+    with pytest.raises(SystemExit) as exc:
         beta_front.main(["--root", str(tmp_path), "--env", "Toy-v0"])
+    assert exc.value.code == 2 and capsys.readouterr().err.startswith("beta_front: error: no finished xinet")

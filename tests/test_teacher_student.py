@@ -35,4 +35,4 @@ def test_accuracy_kept(result):
 def test_bad_arguments_exit_cleanly(capsys):
     with pytest.raises(SystemExit) as exc:
         teacher_student.main(["--beta", "-1"])
-    assert exc.value.code != 0
+    assert exc.value.code == 2 and capsys.readouterr().err.startswith("teacher_student: error: ")

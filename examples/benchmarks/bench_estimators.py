@@ -20,7 +20,6 @@ The last line printed is one JSON object with every number and "best" (lowest va
 import argparse
 import json
 import os
-import sys
 import tempfile
 import time
 
@@ -32,6 +31,7 @@ from xiref import gates as G
 from xiref import ofenet as OF
 from xiref import xinet as X
 from xiref.allocator import keep_freed_memory
+from xiref.errors import UserError, script_error
 
 SETTINGS = (("theta=1,eps=0.001", 1.0, 0.001), ("theta=1,eps=0.01", 1.0, 0.01), ("theta=0.5,eps=0.001", 0.5, 0.001))
 
@@ -104,11 +104,13 @@ def main():
     ap.add_argument("--out", default="", help="also write the JSON here (temporary file, then rename)")
     ARGS = ap.parse_args()
     if min(ARGS.transitions, ARGS.fit_steps + 1, ARGS.draws - 1, ARGS.batch) <= 0:
-        print("bench_estimators: error: --transitions, --draws > 1 and --batch must be positive", file=sys.stderr)
-        sys.exit(2)
+        script_error("bench_estimators", "--transitions, --draws > 1 and --batch must be positive")
     keep_freed_memory()
     t0 = time.time()
-    data = transitions(ARGS.env, ARGS.transitions, ARGS.seed)
+    try:
+        data = transitions(ARGS.env, ARGS.transitions, ARGS.seed)
+    except UserError as exc:
+        script_error("bench_estimators", exc)
     agent = fitted_agent(data, ARGS.fit_steps, ARGS.batch, ARGS.seed)
     print(f"fitted OFENet 6×40 on {ARGS.transitions} {ARGS.env} transitions, {ARGS.fit_steps} updates "
           f"({time.time() - t0:.0f} s)", flush=True)

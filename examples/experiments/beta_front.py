@@ -23,6 +23,7 @@ from summary_plots import _pyplot, _save  # noqa: E402
 
 from xiref.agent import AgentConfig  # noqa: E402
 from xiref.checkpoint import atomic_write_text  # noqa: E402
+from xiref.errors import script_error  # noqa: E402
 from xiref.train import csv_text  # noqa: E402
 
 BETA_CELL = re.compile(r"^xinet-beta(\d+(?:\.\d+)?)$")
@@ -101,7 +102,7 @@ def main(argv=None):
     cells = find_runs(args.root).get(args.env, {})
     rows = front_rows(cells)
     if not rows:
-        raise SystemExit(f"beta_front: error: no finished xinet or xinet-beta<B> run of {args.env} under {args.root}")
+        script_error("beta_front", f"no finished xinet or xinet-beta<B> run of {args.env} under {args.root}")
     out = args.out or os.path.join(args.root, f"{args.env}_beta_front")
     refs = references(cells)
     plot(args.env, rows, refs, out + ".png")

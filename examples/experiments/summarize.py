@@ -25,11 +25,11 @@ import glob
 import json
 import os
 import re
-import sys
 
 import numpy as np
 
 from xiref.agent import resolve_knob
+from xiref.errors import script_error
 from xiref.metrics import final_mean
 from xiref.plot import group_colours, plot_runs
 from xiref.runstate import checkpoint_path
@@ -251,7 +251,7 @@ def main(argv=None):
     ap.add_argument("--claim-envs", default=",".join(CLAIM_ENVS), help="envs the overall claim verdicts count")
     args = ap.parse_args(argv)
     if not os.path.isdir(args.root):
-        sys.exit(f"summarize: error: no directory {args.root}")
+        script_error("summarize", f"no directory {args.root}")
     text = summarize(args.root, tuple(e for e in args.claim_envs.split(",") if e))
     out = os.path.join(args.root, "summary.md")
     with open(out + ".tmp", "w") as f:

@@ -29,6 +29,8 @@ from xiref import network as N  # noqa: E402
 from xiref import ofenet as OF  # noqa: E402
 from xiref import wiring as Wi  # noqa: E402
 from xiref.allocator import keep_freed_memory  # noqa: E402
+from xiref.errors import UserError, script_error  # noqa: E402
+from xiref.gates import ESTIMATORS  # noqa: E402
 from xiref.prune import THETA_SCALES  # noqa: E402
 
 FIELDS = ("estimator", "beta", "k_theta", "theta_scale", "eta_theta", "mu_theta", "eps_xi", "theta_steps", "units_start", "units_alive",
@@ -124,7 +126,7 @@ def write_rows(path, row):
     os.replace(path + ".tmp", path)
 
 
-def main():
+def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--env", default="HalfCheetah-v5", help="MuJoCo task whose transitions OFENet fits")
     ap.add_argument("--transitions", type=int, default=20000, help="random-action transitions for training")
@@ -142,21 +144,31 @@ def main():
     ap.add_argument("--batch", type=int, default=256, help="minibatch size")
     ap.add_argument("--seed", type=int, default=0, help="seed of env, fit and masks")
     ap.add_argument("--out", default="theta_dynamics.csv", help="CSV, one row per configuration (appended)")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     try:
         betas = [float(b) for b in args.betas.split(",")]
         ks = [float(k) for k in args.k_thetas.split(",")]
     except ValueError:
-        raise SystemExit("theta_dynamics: error: --betas and --k-thetas must be comma-separated numbers")
-    if min(betas + ks) < 0 or not np.all(np.isfinite(betas + ks)) or min(args.transitions, args.heldout, args.batch) <= 0:
-        raise SystemExit("theta_dynamics: error: β must be finite and >= 0; sizes must be positive")
+        script_error("theta_dynamics", "--betas and --k-thetas must be comma-separated numbers")
+    if min(betas + ks) < 0 or not np.all(np.isfinite(betas + ks)):
+        script_error("theta_dynamics", "--betas and --k-thetas must be finite and >= 0")
+    if min(args.transitions, args.heldout, args.batch, args.theta_steps) <= 0 or args.fit_steps < 0:
+        script_error("theta_dynamics", "--transitions, --heldout, --batch and --theta-steps must be positive, "
+                                       "--fit-steps >= 0")
+    if not (args.eta_theta > 0 and 0 < args.mu_theta < 1 and 0 < args.eps_xi < 0.5):
+        script_error("theta_dynamics", "need --eta-theta > 0, 0 < --mu-theta < 1 and 0 < --eps-xi < 0.5")
+    if args.estimators.split(",") != [e for e in args.estimators.split(",") if e in ESTIMATORS]:
+        script_error("theta_dynamics", f"--estimators must be among {', '.join(ESTIMATORS)}, got {args.estimators!r}")
     keep_freed_memory()
     done = set()
     if os.path.exists(args.out):
         with open(args.out) as f:
             done = {(r["estimator"], float(r["beta"]), float(r.get("k_theta") or 0), r.get("theta_scale") or "none",
                      float(r["eta_theta"])) for r in csv.DictReader(f)}
-    data = transitions(args.env, args.transitions + args.heldout, args.seed)
+    try:
+        data = transitions(args.env, args.transitions + args.heldout, args.seed)
+    except UserError as exc:
+        script_error("theta_dynamics", exc)
     train, held = [x[:args.transitions] for x in data], [x[args.transitions:] for x in data]
     agent0, rng = fitted(args, train)
     usefulness = unit_usefulness(agent0, held)
