@@ -64,6 +64,19 @@ def test_negative_control_a_planted_process_word_is_caught(planted):
     assert len(hits) == 1 and hits[0].startswith(f"README.md:{len(text.splitlines())}:")
 
 
+def code_files():
+    """Every Python file of the package, the examples and the tests but this one (whose controls plant the words)."""
+    files = ["setup.py"] + [f for pattern in ("xiref/*.py", "examples/**/*.py", "tests/*.py")
+                            for f in sorted(glob.glob(pattern, root_dir=ROOT, recursive=True))]
+    return [f for f in files if os.path.basename(f) != "test_docs.py"]
+
+
+def test_no_process_words_in_the_code():
+    """Code, comments and docstrings describe the project too; pytest's fixture scope is its own word."""
+    found = [hit for f in code_files() for hit in process_words(read(f).replace('scope="session"', ""), f)]
+    assert len(code_files()) > 60 and found == [], "process words:\n" + "\n".join(found)
+
+
 def test_words_that_only_look_alike_pass():
     assert process_words("a pytest fixture of scope 'module'; the issues tracker; briefly; formerly 0.01") == []
 

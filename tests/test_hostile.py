@@ -1,5 +1,5 @@
 """Hostile input, as a new user would give it (xiref/config.py, readers.py, checkpoint.py, train.py, plot.py,
-export.py, envs.py, cli.py): one test per way it used to fail, each with the input that broke it, the exact
+export.py, envs.py, cli.py): one test per way it can fail, each with an input that breaks it, the exact
 message, exit status 2, no traceback and no temporary file left behind; then a seeded fuzz of the readers.
 
 1. NaN and ±inf settings, refused before anything is created or deleted;

@@ -280,7 +280,7 @@ def theta_of(agent, specs):
 
 
 def small_agent(rng, **kw):
-    """The agent of the brief, with random θ ∈ (0,1] (some exactly 1), b, BN s, c, running statistics,
+    """A small gated SAC + OFENet agent, with random θ ∈ (0,1] (some exactly 1), b, BN s, c, running statistics,
     target critics ≠ online critics and α ≠ 1."""
     cfg = AgentConfig(**{**dict(ofenet=True, gated=True, hidden=(7, 6), ofe_layers=2, ofe_units=3, target_dim=T,
                                 init_alpha=0.6), **kw})
