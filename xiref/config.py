@@ -210,6 +210,7 @@ def normalize_config(d, source):
     return out
 
 
+# fields a configuration written before they existed lacks, with the value its run had
 BEFORE_FIELDS = {"k_theta": 0.0, "ofenet_value": "own", "theta_scale": "none"}
 
 
