@@ -288,8 +288,12 @@ def _edit_saved_config(path, **changes):
     ("xinet", dict(eps_xi_ofenet=0.01), "eps_xi_ofenet"),
     # the default floor written as OFENet's own value: the same effective setting, resumable
     ("xinet", dict(eps_xi_ofenet=0.001), None),
+    # another θ-step scale or OFENet value: refused
+    ("xinet", dict(theta_scale="rms"), "theta_scale"),
+    ("xinet", dict(ofenet_value="consumers"), "ofenet_value"),
     # gate settings never act in an ungated run, so a changed default does not block it
-    ("ofe", dict(beta_actor=None, eta_theta_critic=-1.0, eps_xi=0.2), None),
+    ("ofe", dict(beta_actor=None, eta_theta_critic=-1.0, eps_xi=0.2, theta_scale="rms", ofenet_value="consumers"),
+     None),
 ])
 def test_resume_compares_the_effective_settings(method, saved, refused, capsys, tmp_path):
     """Resume compares what determines the continuation (runstate.effective_config), not raw fields."""
@@ -316,6 +320,24 @@ def test_resume_a_checkpoint_from_before_per_network_eps_xi(capsys, tmp_path):
     ck.save(str(run / "checkpoint.npz"), header, flat)
     assert main(cli_args(run, "--resume", "--quiet", method="xinet", **{**QUICK, "steps": QUICK["steps"] + 10})) == 0
     capsys.readouterr()
+
+
+@pytest.mark.parametrize("extra, refused", [((), None), (("--theta-scale", "rms"), "theta_scale")])
+def test_resume_a_checkpoint_from_before_the_theta_scale(extra, refused, capsys, tmp_path):
+    """A checkpoint whose config has no theta_scale and ofenet_value (written before they existed) ran the
+    unscaled step with OFENet's own value: it resumes at the defaults and refuses another scale."""
+    run = tmp_path / "run"
+    assert main(cli_args(run, "--quiet", method="xinet", **QUICK)) == 0
+    header, flat = ck.load(str(run / "checkpoint.npz"))
+    header.pop("sha256")
+    del header["config"]["theta_scale"], header["config"]["ofenet_value"]
+    ck.save(str(run / "checkpoint.npz"), header, flat)
+    argv = cli_args(run, "--resume", "--quiet", *extra, method="xinet", **{**QUICK, "steps": QUICK["steps"] + 10})
+    if refused is None:
+        assert main(argv) == 0
+        capsys.readouterr()
+    else:
+        assert_user_error(capsys, argv, "mismatch", refused)
 
 
 def _resave(edit):
