@@ -404,9 +404,10 @@ def test_script_not_met_and_unfinished_only(tmp_path):
     assert not list(tmp_path.glob("Only-v0_*.png"))                       # no finished run, no figure
 
 
-def test_missing_root_exits(tmp_path):
-    with pytest.raises(SystemExit, match="no directory"):
+def test_missing_root_exits(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
         summarize.main(["--root", str(tmp_path / "nowhere")])
+    assert exc.value.code == 2 and capsys.readouterr().err.startswith("summarize: error: no directory")
 
 
 def test_claim_envs_without_runs_keep_the_verdict_open(tmp_path):
