@@ -84,8 +84,10 @@ def measure(agent, data, theta_value, eps_xi, draws, batch, seed):
     out = {}
     for b in G.ESTIMATORS:
         sec = float(np.median(secs[b]))
+        with np.errstate(divide="ignore", invalid="ignore"):     # a unit no draw switched off: variance 0, SNR inf
+            snr = np.abs(pooled) / np.sqrt(var[b])
         out[b] = {"var": float(np.median(var[b])), "sec": sec, "var_x_sec": float(np.median(var[b] * sec)),
-                  "snr": float(np.median(np.abs(pooled) / np.sqrt(var[b])))}
+                  "snr": float(np.median(snr))}
     ref = out["pair"]["var_x_sec"]
     for b in G.ESTIMATORS:       # None: a median variance of 0 on either side, too few draws to see units switch off
         out[b]["vs_pair"] = ref / out[b]["var_x_sec"] if min(ref, out[b]["var_x_sec"]) > 0 else None
