@@ -243,6 +243,41 @@ def test_theta_scale_reaches_every_networks_step(scale, monkeypatch):
     assert (max(steps) <= 0.01 * (1 + 1e-12)) == (scale == "rms"), steps
 
 
+def test_gated_update_with_every_gate_on_is_the_ungated_update(monkeypatch):
+    """XiNet's update at θ = 1 with every sampled gate on (masks of ones, the flip pass's unit drawn off the
+    agent's generator) trains OFENet, critics, actor and α exactly as `ofe`'s ungated update does, bit for bit:
+    the gated path adds nothing to the weights' training but the gates' own draws. Negative control: with the
+    masks drawn as usual, the generators part and the weights differ."""
+    def pair():
+        out = []
+        for gated in (True, False):
+            cfg = AgentConfig(ofenet=True, gated=gated, hidden=(7, 6), ofe_layers=2, ofe_units=4, target_dim=4,
+                              beta=0.0, beta_actor=0.0)
+            out.append(Agent(cfg, obs_dim=OBS, act_dim=ACT, log_scale=np.log([1.0, 2.0]), rng=np.random.default_rng(5)))
+        return out
+
+    def train(agents):
+        data = np.random.default_rng(6)
+        for step in range(4):
+            batch = random_batch(data)
+            for agent in agents:
+                agent.update_ofenet(batch, np.random.default_rng(10 + step), update_theta=False)
+                agent.update_sac(batch, np.random.default_rng(20 + step), update_theta=False)
+        g, u = agents
+        return max(float(np.max(np.abs(g.params[k][p] - u.params[k][p]))) for k in u.params for p in u.params[k])
+
+    assert train(pair()) > 1e-6                                                  # negative control
+    side = np.random.default_rng(7)
+    monkeypatch.setattr(xinet, "sample_gates", lambda specs, theta, rng, batch, eps: {
+        s.name: np.ones((batch, len(theta[s.name]))) for s in specs if s.gated})
+    monkeypatch.setattr(xinet.G, "flip_units", lambda rng, batch, n: side.integers(0, n, size=batch))
+    g, u = agents = pair()
+    assert train(agents) == 0.0
+    assert all(np.array_equal(g.stats[k][p], u.stats[k][p]) for k in u.stats for p in u.stats[k])
+    assert g.alpha == u.alpha and all(np.array_equal(g.target[k][p], u.target[k][p]) for k in u.target
+                                      for p in u.target[k])
+
+
 # ================================================================== shared tiny runs
 TINY = dict(env="InvertedPendulum-v5", steps=600, start_steps=300, ofe_pretrain_steps=20, eval_every=200,
             eval_episodes=1, log_every=100, checkpoint_every=200, hidden=(16, 16), ofe_layers=2, ofe_units=4,
