@@ -27,6 +27,7 @@ REPO = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)),
 sys.path.insert(0, REPO)       # xiref from this checkout, installed or not
 from xiref.config import DTYPES, METHODS  # noqa: E402  the grid's methods; VARIANTS below add more directory names
 from xiref.envs import UserError, check_env_id  # noqa: E402
+from xiref.errors import script_error  # noqa: E402
 from xiref.runlock import holder  # noqa: E402
 from xiref.runstate import continue_flags  # noqa: E402
 
@@ -218,8 +219,7 @@ def run_on_ray(todo, args):
 
 def fail(msg):
     """One line on stderr and exit status 2: a bad grid, or runs that failed."""
-    print(f"campaign: error: {msg}", file=sys.stderr)
-    sys.exit(2)
+    script_error("campaign", msg)
 
 
 def parse_grid(args):

@@ -157,7 +157,7 @@ def main(argv=None):
                                        "--fit-steps >= 0")
     if not (args.eta_theta > 0 and 0 < args.mu_theta < 1 and 0 < args.eps_xi < 0.5):
         script_error("theta_dynamics", "need --eta-theta > 0, 0 < --mu-theta < 1 and 0 < --eps-xi < 0.5")
-    if args.estimators.split(",") != [e for e in args.estimators.split(",") if e in ESTIMATORS]:
+    if any(e not in ESTIMATORS for e in args.estimators.split(",")):
         script_error("theta_dynamics", f"--estimators must be among {', '.join(ESTIMATORS)}, got {args.estimators!r}")
     keep_freed_memory()
     done = set()
