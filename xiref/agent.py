@@ -12,20 +12,22 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import gates as G
 from . import network as N
 from . import ofenet as OF
 from . import sac
 from . import wiring as W
 from . import xinet
 from .adam import adam_init, adam_step
-from .gates import ESTIMATORS
+from .gates import ESTIMATORS, EXPECTED_GATES
 from .losses import CONSUMERS, OFENET_VALUES, actor_loss_fn, consumers_value_fn, critic_loss_fn
 from .prune import THETA_SCALES, keep_last_units, prune_zero_units, theta_step
 
 NETS = ("ofenet", "actor", "critic1", "critic2")
 KNOBS = ("beta", "eta_theta", "eps_xi")      # the settings each network may have its own value of
 KNOB_NETS = ("ofenet", "actor", "critic")    # their suffixes `<knob>_<role>`: the wiring's roles (Wiring.role)
-AGENT_CHOICES = {"baseline": ESTIMATORS, "ofenet_value": OFENET_VALUES, "theta_scale": THETA_SCALES}  # str fields
+AGENT_CHOICES = {"baseline": ESTIMATORS, "ofenet_value": OFENET_VALUES, "theta_scale": THETA_SCALES,
+                 "expected_gates": EXPECTED_GATES}                                          # str fields
 # AgentConfig overrides under which `beta`, `eta_theta` and `eps_xi` alone set every network's β, η_θ and ε_ξ
 SHARED_KNOBS = {f"{name}_{net}": None for name in KNOBS for net in KNOB_NETS}
 
@@ -76,6 +78,7 @@ class AgentConfig:
     eps_xi_ofenet: float | None = None  # ε_ξ for OFENet alone (none: use eps_xi)
     eps_xi_actor: float | None = None   # ε_ξ for the actor alone (none: use eps_xi)
     eps_xi_critic: float | None = None  # ε_ξ for each critic (none: use eps_xi)
+    expected_gates: str = "theta"   # the expected-gate forward (3) reads θ, or each gate's mean θ̃ (tilde, Eq. 40)
     baseline: str = "flip"          # θ-gradient estimator: flip (Eq. 33–34), muprop(-loo) (35), none/loo/pair (23)
     ofenet_value: str = "own"       # OFENet's θ weighs a unit against: its own loss (8), or "consumers" too (§7)
     lam_w: float = 0.0              # λ_w slab-prior weight, Eq. (16); 0 as SAC/OFENet use no weight decay
@@ -118,14 +121,16 @@ class Agent:
         return self.wiring.net_layers(net)
 
     def gates(self, *nets):
-        """Expected gates θ for the gated layers of `nets` (Eq. 3)."""
-        return {s.name: self.theta[s.name] for n in nets for s in self.specs(n) if s.gated}
+        """Expected gates for the gated layers of `nets`: θ (Eq. 3) or θ̃ (Eq. 40), as `expected_gates` says."""
+        kind = self.cfg.expected_gates
+        return {s.name: G.expected_gate(self.theta[s.name], self.knob(n, "eps_xi"), kind)
+                for n in nets for s in self.specs(n) if s.gated}
 
     def features(self, obs, act=None):
         """Sources for the consumers: raw inputs, plus OFENet features when there is an OFENet."""
         if not self.cfg.ofenet:
             return {"obs": obs} if act is None else {"obs": obs, "act": act}
-        return OF.features(self.wiring, self.params, self.stats, self.theta, obs, act, self.cfg.eps_bn)
+        return OF.features(self.wiring, self.params, self.stats, self.gates("ofenet"), obs, act, self.cfg.eps_bn)
 
     def policy(self, feats, eps):
         """Actor with expected gates: (a, log_pi) for noise eps (B, A)."""

@@ -211,12 +211,12 @@ def normalize_config(d, source):
 
 
 # fields a configuration written before they existed lacks, with the value its run had
-BEFORE_FIELDS = {"k_theta": 0.0, "ofenet_value": "own", "theta_scale": "none"}
+BEFORE_FIELDS = {"k_theta": 0.0, "ofenet_value": "own", "theta_scale": "none", "expected_gates": "theta"}
 
 
 def config_from_dict(d, source="configuration"):
     """TrainConfig of a configuration read back; a field it lacks (written before the field existed) has the value
-    its run had: a per-network knob unset, the BEFORE_FIELDS (the plain θ-step (32), `own`, `none`) as listed."""
+    its run had: a per-network knob unset, the BEFORE_FIELDS (the plain θ-step (32), `own`, `none`, `theta`) as listed."""
     return TrainConfig(**{**SHARED_KNOBS, **BEFORE_FIELDS, **normalize_config(d, source)})
 
 

@@ -27,6 +27,7 @@ from .runstate import checkpoint_path
 def fold(agent):
     """Per-layer folded (W, b) of the agent's current networks (expected gates, inference BN)."""
     wr, cfg = agent.wiring, agent.cfg
+    gates = agent.gates(*wr.nets())                                 # what the agent acts with (Eq. 3 or 40)
     out = {}
     for spec in wr.layers:
         p = agent.params[spec.name]
@@ -36,9 +37,9 @@ def fold(agent):
             # BN(hW + b) = (hW + b − m) s/√(v+ε) + c = h W' + b'                      Eq. (2′)
             k = p["s"] / np.sqrt(st["var"] + cfg.eps_bn)            # s/√(v+ε)
             W, b = W * k, (b - st["mean"]) * k + p["c"]
-        # a gated source's units reach this layer as θ_j φ_j (Eq. 3): fold θ into their rows
+        # a gated source's units reach this layer as θ_j φ_j (Eq. 3; θ̃_j φ_j, Eq. 40): fold the gate into their rows
         scale = np.concatenate([np.ones(w) if src in wr.free_widths or not wr.layer(src).gated
-                                else agent.theta[src] for src, w in zip(spec.inputs, wr.source_widths(spec, agent.theta))]
+                                else gates[src] for src, w in zip(spec.inputs, wr.source_widths(spec, agent.theta))]
                                ) if spec.inputs else np.ones(0)
         out[spec.name] = (W * scale[:, None], b)
     return out

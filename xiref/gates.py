@@ -10,6 +10,8 @@ import numpy as np
 BASELINES = ("none", "loo", "pair")          # score-function baselines of Eq. (23)
 # every θ-gradient estimator `xinet.gated_gradients(baseline=…)` accepts (docs/METHOD.md §5)
 ESTIMATORS = BASELINES + ("muprop", "muprop-loo", "flip")
+# what the expected-gate forward (3) multiplies a unit by: θ, or the mean of its sampled gate θ̃ (Eq. 40)
+EXPECTED_GATES = ("theta", "tilde")
 
 
 def theta_tilde(theta, eps_xi):
@@ -20,6 +22,21 @@ def theta_tilde(theta, eps_xi):
     """
     below_one = float(np.nextafter(np.result_type(getattr(theta, "dtype", float), np.float32).type(1.0), 0.0))
     return np.clip(theta, eps_xi, min(1.0 - eps_xi, below_one))
+
+
+def expected_gate(theta, eps_xi, kind):
+    """The expected-gate forward's factor for units at θ (n,): θ itself (Eq. 3), or E[ξ] = θ̃ (Eq. 40).
+
+    The two differ only where θ lies outside [ε_ξ, 1 − ε_ξ]: a unit at θ = 1 is sampled on with probability
+    1 − ε_ξ, so a network fitted under sampled gates and read with θ = 1 reads every such unit (1 − ε_ξ)⁻¹ too
+    strong (docs/METHOD.md §1).
+    """
+    if kind == "theta":
+        return theta
+    if kind != "tilde":
+        raise ValueError(f"unknown expected gate {kind!r}; choose one of {', '.join(EXPECTED_GATES)}")
+    # E[ξ_j] = θ̃_j                                                               Eq. (40)
+    return theta_tilde(theta, eps_xi).astype(theta.dtype, copy=False)
 
 
 def sample_mask(rng, theta, batch, eps_xi, dtype=None):

@@ -51,7 +51,7 @@ def without_action_block(wiring, feats):
 
 
 def features(wiring, params, stats, theta, obs, act=None, eps_bn=1e-3):
-    """Inference-mode features for consumers: BN running averages, expected gates θ (Eq. 3).
+    """Inference-mode features for consumers: BN running averages, expected gates `theta` (θ, Eq. 3, or θ̃, Eq. 40).
 
     Returns acts with 'obs', the state-block units (z_o, Eq. 5) and, when act is given, 'act' and the
     action-block units (z_oa, Eq. 6). Consumers name the sources they read (wiring).

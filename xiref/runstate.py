@@ -89,8 +89,8 @@ HEADER = tuple(HEADER_KINDS)             # every entry of a run checkpoint's hea
 
 
 # settings that only act through the gates (xiref/agent.py `_step_net`, xiref/train.py `Run.updates`)
-GATE_ONLY = ("beta", "eta_theta", "mu_theta", "k_theta", "theta_scale", "eps_xi", "baseline", "ofenet_value",
-             "lam_w", "loss_scale_rate", "theta_delay_ofenet", "theta_delay_sac")
+GATE_ONLY = ("beta", "eta_theta", "mu_theta", "k_theta", "theta_scale", "expected_gates", "eps_xi", "baseline",
+             "ofenet_value", "lam_w", "loss_scale_rate", "theta_delay_ofenet", "theta_delay_sac")
 
 
 def effective_config(d):

@@ -108,6 +108,9 @@ VARIANTS = {
     # the critics unpriced (their β 0; OFENet's 10, the actor's 0.1): at the defaults the critics' second layers end
     # with 160–175 of 256 units, while ofe-small's keep 256 — is it the critics' pruning that costs xinet's return?
     "xinet-critic-beta0": ("xinet", ["--beta-critic", "0"]),
+    # the expected-gate forward reads θ̃ = E[ξ] (Eq. 40), not θ: read with θ = 1, a critic fitted under gates sampled at
+    # 1 − ε_ξ bootstraps at γ(1 − ε_ξ)^(−2) (0.9919 on HalfCheetah, EXPERIMENTS.md E4, E19) instead of γ = 0.99
+    "xinet-tilde": ("xinet", ["--expected-gates", "tilde"]),
     # claim 2 against a xinet variant: an ungated OFENet at the widths that variant's run of the same seed ended with
     "ofe-small-eta0.01": ("ofe-small", [], "xinet-ofe-eta0.01"),
     "ofe-small-eps0.01": ("ofe-small", [], "xinet-ofe-eps0.01"),
