@@ -70,3 +70,27 @@ def test_refuses_runs_without_gates_or_checkpoint(tmp_path, capsys):
         assert gate_bias.main([str(path)]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith("gate_bias: error:") and needle in err[0]
+
+
+
+def expected_over_sampled(kind, eps_xi=0.05, draws=400):
+    """Critic 1 of a fresh gated agent (64 × 64, every θ = 1): the slope of its expected-gate Q on its mean Q under
+    sampled masks, both less the output bias, minus 1 — the critic's overestimate when the gates are read as `kind`."""
+    from xiref.agent import Agent, AgentConfig
+    cfg = AgentConfig(hidden=(64, 64), gated=True, eps_xi=eps_xi, expected_gates=kind)
+    agent = Agent(cfg, 5, 2, np.zeros(2), np.random.default_rng(1))
+    rng = np.random.default_rng(0)
+    obs, act = rng.standard_normal((256, 5)), rng.uniform(-1, 1, (256, 2))
+    q_exp, q_s = gate_bias.critic_bias(agent, "critic1", obs, act, rng, draws)
+    b = agent.params["critic1/out"]["b"][0]
+    q_e, q_m = q_exp - b, q_s.mean(axis=0) - b                              # (B,), (B,)
+    return float(q_e @ q_m / (q_m @ q_m)) - 1
+
+
+def test_reading_the_gates_mean_removes_the_floors_bias():
+    """With every θ = 1 a critic's two gated hidden layers run at 1 − ε_ξ of the expected-gate activations under
+    sampled masks, so reading it with θ (Eq. 3) overestimates it by ≈ (1 − ε_ξ)^(−2) − 1 (EXPERIMENTS.md E4); with
+    θ̃ = E[ξ] (Eq. 40) only the ReLUs' curvature is left, a small fraction of that."""
+    floor = (1 - 0.05) ** -2 - 1                                           # 0.108
+    assert abs(expected_over_sampled("theta") - floor) < 0.2 * floor     # the bias Eq. (40) removes
+    assert abs(expected_over_sampled("tilde")) < 0.1 * floor

@@ -291,9 +291,10 @@ def _edit_saved_config(path, **changes):
     # another θ-step scale or OFENet value: refused
     ("xinet", dict(theta_scale="rms"), "theta_scale"),
     ("xinet", dict(ofenet_value="consumers"), "ofenet_value"),
+    ("xinet", dict(expected_gates="tilde"), "expected_gates"),
     # gate settings never act in an ungated run, so a changed default does not block it
-    ("ofe", dict(beta_actor=None, eta_theta_critic=-1.0, eps_xi=0.2, theta_scale="rms", ofenet_value="consumers"),
-     None),
+    ("ofe", dict(beta_actor=None, eta_theta_critic=-1.0, eps_xi=0.2, theta_scale="rms", ofenet_value="consumers",
+                 expected_gates="tilde"), None),
 ])
 def test_resume_compares_the_effective_settings(method, saved, refused, capsys, tmp_path):
     """Resume compares what determines the continuation (runstate.effective_config), not raw fields."""
@@ -322,15 +323,16 @@ def test_resume_a_checkpoint_from_before_per_network_eps_xi(capsys, tmp_path):
     capsys.readouterr()
 
 
-@pytest.mark.parametrize("extra, refused", [((), None), (("--theta-scale", "rms"), "theta_scale")])
+@pytest.mark.parametrize("extra, refused", [((), None), (("--theta-scale", "rms"), "theta_scale"),
+                                            (("--expected-gates", "tilde"), "expected_gates")])
 def test_resume_a_checkpoint_from_before_the_theta_scale(extra, refused, capsys, tmp_path):
-    """A checkpoint whose config has no theta_scale and ofenet_value (written before they existed) ran the
-    unscaled step with OFENet's own value: it resumes at the defaults and refuses another scale."""
+    """A checkpoint whose config has no theta_scale, ofenet_value and expected_gates (written before they existed)
+    ran the unscaled step with OFENet's own value, reading θ: it resumes so and refuses another scale or reading."""
     run = tmp_path / "run"
     assert main(cli_args(run, "--quiet", method="xinet", **QUICK)) == 0
     header, flat = ck.load(str(run / "checkpoint.npz"))
     header.pop("sha256")
-    del header["config"]["theta_scale"], header["config"]["ofenet_value"]
+    del header["config"]["theta_scale"], header["config"]["ofenet_value"], header["config"]["expected_gates"]
     ck.save(str(run / "checkpoint.npz"), header, flat)
     argv = cli_args(run, "--resume", "--quiet", *extra, method="xinet", **{**QUICK, "steps": QUICK["steps"] + 10})
     if refused is None:

@@ -307,6 +307,9 @@ RUNS = {   # float64: the export (float64 arrays) must reproduce the run's actio
     "xinet": dict(method="xinet", beta=5.0, eta_theta=0.2, dtype="float64", **SHARED_KNOBS),
     # β = 1000: the price dominates every loss
     "huge-beta": dict(method="xinet", beta=1000.0, eta_theta=0.5, dtype="float64", **SHARED_KNOBS),
+    # the agent reads each gate's mean θ̃ (Eq. 40), here 0.95 at θ = 1: the export must fold θ̃, not θ
+    "tilde": dict(method="xinet", beta=5.0, eta_theta=0.2, dtype="float64", **{**SHARED_KNOBS, "eps_xi": 0.05},
+                  expected_gates="tilde"),
     "ofe": dict(method="ofe", steps=400, dtype="float64"),
     "sac": dict(method="sac", steps=400, dtype="float64"),
 }
@@ -375,10 +378,10 @@ def exported_forward(arrays, wiring, inputs):
     return acts
 
 
-@pytest.mark.parametrize("kind", ["xinet", "huge-beta", "ofe", "sac"])
+@pytest.mark.parametrize("kind", ["xinet", "huge-beta", "tilde", "ofe", "sac"])
 def test_export_acts_like_the_restored_run(kind, runs, tmp_path, capsys):
     run_dir, summary = runs(kind)
-    if kind in ("xinet", "huge-beta"):
+    if kind in ("xinet", "huge-beta", "tilde"):
         assert summary["params"] < summary["params_initial"]
     f = tmp_path / "policy.npz"
     assert main(["export", str(run_dir), "--out", str(f)]) == 0
@@ -387,6 +390,8 @@ def test_export_acts_like_the_restored_run(kind, runs, tmp_path, capsys):
 
     run = restore(run_dir)
     agent = run.agent
+    if kind == "tilde":                          # what it acts with is not θ: folding θ would fail below
+        assert any(not np.array_equal(g, agent.theta[k]) for k, g in agent.gates(*agent.wiring.nets()).items())
     with np.load(f, allow_pickle=False) as z:
         arrays = {k: z[k] for k in z.files}
     names = [s.name for s in agent.wiring.layers]
