@@ -94,3 +94,14 @@ def test_reading_the_gates_mean_removes_the_floors_bias():
     floor = (1 - 0.05) ** -2 - 1                                           # 0.108
     assert abs(expected_over_sampled("theta") - floor) < 0.2 * floor     # the bias Eq. (40) removes
     assert abs(expected_over_sampled("tilde")) < 0.1 * floor
+
+
+def test_reads_the_gates_as_asked(xinet_dir, capsys):
+    """--expected-gates overrides how the run read its gates; at the tiny run's ε_ξ and θ the two readings differ."""
+    eps = {}
+    for kind in ("theta", "tilde"):
+        assert gate_bias.main([str(xinet_dir), "--batch", "64", "--draws", "8", "--expected-gates", kind]) == 0
+        res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])[0]
+        assert res["expected_gates"] == kind
+        eps[kind] = res["critic1"]["epsilon"]
+    assert eps["theta"] != eps["tilde"]

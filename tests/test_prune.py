@@ -354,12 +354,15 @@ def test_all_ones_gates_equal_ungated_network(bn_train):
     assert WR.cost(gated, theta) == WR.cost(plain, {}) == WR.param_count(params)
 
 
-def test_theta_histogram_counts_removed_units_at_zero():
-    """metrics.theta_histogram / net_theta read the same (0, mid, 1) split before and after compaction."""
+@pytest.mark.parametrize("expected_gates", ["theta", "tilde"])
+def test_theta_histogram_counts_removed_units_at_zero(expected_gates):
+    """metrics.theta_histogram / net_theta read the same (0, mid, 1) split of θ before and after compaction, whatever
+    the expected-gate forward reads (θ̃ = 1 − ε_ξ at θ = 1 with tilde, Eq. 40, is still a unit at θ = 1)."""
     from xiref import metrics as M
     from xiref.agent import Agent, AgentConfig
     rng = np.random.default_rng(3)
-    cfg = AgentConfig(hidden=(7, 6), ofenet=True, ofe_layers=3, ofe_units=4, target_dim=4, gated=True)
+    cfg = AgentConfig(hidden=(7, 6), ofenet=True, ofe_layers=3, ofe_units=4, target_dim=4, gated=True,
+                      expected_gates=expected_gates)
     ag = Agent(cfg, obs_dim=OBS, act_dim=ACT, log_scale=np.zeros(ACT), rng=rng)
     theta = theta_with_zeros(ag.wiring, rng, ("ofenet/s2",))
     ag.theta = {k: np.where(rng.random(v.shape) < 0.3, 1.0, v) if k.startswith("critic1") else v

@@ -30,7 +30,7 @@ def alive_units(agent):
 
 def net_theta(agent, net):
     """Every gate probability θ of network `net` still alive, concatenated over its gated layers: (n_alive,)."""
-    theta = list(agent.gates(net).values())
+    theta = [agent.theta[s.name] for s in agent.specs(net) if s.gated]     # θ itself, however (3) reads it
     return np.concatenate(theta) if theta else np.zeros(0)
 
 

@@ -3,8 +3,9 @@
     python examples/experiments/gate_bias.py examples/results/Hopper-v5/xinet/seed0 [RUN_DIR …] [--batch 1024 --draws 64]
 
 A critic is trained on its own loss (11) with sampled gates ξ ~ Bern(θ̃) (2), but the TD target (10) and the
-actor (12) read it with expected gates θ (3) — METHOD's rule. For a ReLU network f(θ ⊙ h) ≠ E_ξ f(ξ ⊙ h)
-while θ is strictly inside (0, 1). If the expected-gate Q is larger by a factor (1 + ε), the backup
+actor (12) read it with expected gates: θ (3), or θ̃ (40) with `--expected-gates tilde`. A unit at θ = 1 is
+sampled on with probability 1 − ε_ξ, so read with θ it is read (1 − ε_ξ)⁻¹ too strong; read with θ̃ only the
+ReLUs' curvature is left (f(θ̃ ⊙ h) ≠ E_ξ f(ξ ⊙ h)). If the expected-gate Q is larger by a factor (1 + ε), the backup
 y = r + γ Q̄_θ(s′, a′) that the critic, trained at E_ξ Q_ξ, must match grows Q by γ(1 + ε) per backup: above 1
 the critic diverges, whatever the rewards.
 
@@ -28,6 +29,7 @@ from xiref import network as N
 from xiref import xinet
 from xiref.config import config_from_dict
 from xiref.envs import UserError
+from xiref.gates import EXPECTED_GATES
 from xiref.metrics import net_theta
 from xiref.runstate import checkpoint_path
 from xiref.train import Run
@@ -64,11 +66,13 @@ def critic_bias(agent, k, obs, act, rng, draws):
     return (q1 if k == "critic1" else q2), np.array(sampled)
 
 
-def measure(run_dir, batch, draws, seed):
+def measure(run_dir, batch, draws, seed, expected_gates=None):
     run = load_run(run_dir)
     agent, rng = run.agent, np.random.default_rng(seed)
+    if expected_gates is not None:                     # read the gates as asked, whatever the run read them as
+        agent.cfg.expected_gates = expected_gates
     obs, act, _, _, _ = run.buffer.sample(rng, batch)
-    out = {"run": run_dir, "step": run.step, "gamma": run.cfg.gamma}
+    out = {"run": run_dir, "step": run.step, "gamma": run.cfg.gamma, "expected_gates": agent.cfg.expected_gates}
     for k in ("critic1", "critic2"):
         q_exp, q_s = critic_bias(agent, k, obs, act, rng, draws)
         per_draw = q_s.mean(axis=1)                                        # (draws,) batch means
@@ -91,19 +95,21 @@ def main(argv=None):
     ap.add_argument("--batch", type=int, default=1024, help="replay transitions")
     ap.add_argument("--draws", type=int, default=64, help="mask draws per transition")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--expected-gates", choices=EXPECTED_GATES, default=None,
+                    help="read the expected gates as θ (Eq. 3) or θ̃ (Eq. 40); default: as the run did")
     args = ap.parse_args(argv)
     try:
         if min(args.batch, args.draws) < 2 or args.seed < 0:
             raise UserError("--batch and --draws must be >= 2, --seed >= 0")
         with np.errstate(over="ignore", invalid="ignore"):
-            results = [measure(r, args.batch, args.draws, args.seed) for r in args.runs]
+            results = [measure(r, args.batch, args.draws, args.seed, args.expected_gates) for r in args.runs]
     except UserError as exc:
         print(f"gate_bias: error: {exc}", file=sys.stderr)
         return 2
     for r in results:
         for k in ("critic1", "critic2"):
             c = r[k]
-            print(f"{r['run']} step {r['step']} {k}: Q expected {c['q_expected']:.2f}, sampled {c['q_sampled']:.2f}, "
+            print(f"{r['run']} step {r['step']} {k} ({r['expected_gates']}): Q expected {c['q_expected']:.2f}, sampled {c['q_sampled']:.2f}, "
                   f"ε = {c['epsilon']:+.4f} ± {c['epsilon_se']:.4f}, γ(1+ε) = {c['gamma_eff']:.4f}; "
                   f"θ median {c['theta_median']:.3f}, {100 * c['theta_below_1']:.0f} % of units below 1")
         a = r["actor"]
