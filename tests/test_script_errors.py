@@ -21,6 +21,8 @@ CASES = [   # (script under examples/, arguments, words the one line must hold)
     ("experiments/theta_dynamics.py", ["--mu-theta", "1"], "0 < --mu-theta < 1"),
     ("experiments/theta_dynamics.py", ["--estimators", "flip,bogus"], "--estimators must be among"),
     ("experiments/theta_dynamics.py", ["--env", "NoSuchEnv-v0", "--out", "{tmp}/t.csv"], "NoSuchEnv-v0"),
+    ("experiments/q_level.py", ["{tmp}"], "no readable progress.csv"),
+    ("experiments/q_level.py", ["{tmp}", "--tail", "0"], "--tail must lie in (0, 1]"),
     ("benchmarks/bench_estimators.py", ["--draws", "1"], "--draws > 1"),
     ("benchmarks/bench_estimators.py", ["--env", "NoSuchEnv-v0"], "NoSuchEnv-v0"),
 ]
