@@ -165,14 +165,15 @@ def test_every_committed_gated_run_is_what_its_cell_runs_today():
     moved the old `xinet` runs to `xinet-critic-eta0.002` and pinned 0.002 in the older variants): the knobs in
     each run's config.json equal what campaign.py's command for its directory would set now."""
     from xiref.cli import build_parser
-    from xiref.config import normalize_config
+    from xiref.config import BEFORE_FIELDS, normalize_config
     runs = committed_gated_runs()
     assert any(cell == "xinet-pair" for _, cell, _, _ in runs)         # the check has runs to check
     for env, cell, seed, config in runs:
         assert cell == "xinet" or cell in campaign.VARIANTS, f"{env}/{cell}: not a campaign cell"
         cmd = campaign.command(env, cell, seed, 1000, config["dtype"], [])
         args = vars(build_parser().parse_args(cmd[cmd.index("train"):]))
-        stored = normalize_config(config, f"{env}/{cell}/seed{seed}")    # a knob's −1 (unset, older files): None
+        # a knob's −1 (unset, older files): None; a field written before it existed: the value the run had
+        stored = {**BEFORE_FIELDS, **normalize_config(config, f"{env}/{cell}/seed{seed}")}
         for key, value in stored.items():
             if key in args and key not in NOT_KNOBS:
                 assert args[key] == value, f"{env}/{cell}/seed{seed}: {key} {value} in config.json, {args[key]} now"
