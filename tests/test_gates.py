@@ -393,12 +393,13 @@ def test_gated_gradients_deterministic(baseline):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_expected_gate_is_theta_or_the_mean_of_the_sampled_gate(dtype):
-    """Eq. (3) reads θ; Eq. (40) reads E[ξ] = θ̃, which differs from θ only outside [ε_ξ, 1 − ε_ξ]."""
+    """Eq. (3) reads θ; Eq. (40) reads E[ξ] = θ̃, which differs from θ only outside [ε_ξ, 1 − ε_ξ] — except at θ = 0,
+    a unit about to be removed, which reads 0."""
     theta = np.array([0.0, 0.005, 0.3, 0.995, 1.0], dtype=dtype)
     assert G.expected_gate(theta, 0.01, "theta") is theta
     tilde = G.expected_gate(theta, 0.01, "tilde")
     assert tilde.dtype == dtype
-    np.testing.assert_array_equal(tilde, np.array([0.01, 0.01, 0.3, 0.99, 0.99], dtype=dtype))
+    np.testing.assert_array_equal(tilde, np.array([0.0, 0.01, 0.3, 0.99, 0.99], dtype=dtype))
     # θ̃ is the mean of the masks sample_mask draws: 200 000 draws of the unit at θ = 1 (ε_ξ 0.01) switch it off
     # 2 000 ± 45 times
     xi = G.sample_mask(np.random.default_rng(0), theta[-1:], 200_000, 0.01)

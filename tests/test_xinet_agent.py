@@ -37,10 +37,11 @@ OBS, ACT, B = 5, 2, 11
 
 
 # ================================================================== 1. Agent.prune is exact
-def make_agent(seed=0):
+def make_agent(seed=0, expected_gates="theta"):
     rng = np.random.default_rng(seed)
     # ε_ξ = 0.3: units at θ = 0 are still sampled on often, so their Adam moments become non-zero
-    cfg = AgentConfig(ofenet=True, gated=True, hidden=(7, 6), ofe_layers=2, ofe_units=4, target_dim=4, eps_xi=0.3)
+    cfg = AgentConfig(ofenet=True, gated=True, hidden=(7, 6), ofe_layers=2, ofe_units=4, target_dim=4, eps_xi=0.3,
+                      expected_gates=expected_gates)
     agent = Agent(cfg, obs_dim=OBS, act_dim=ACT, log_scale=np.log([1.0, 2.0]), rng=rng)
     return agent, rng
 
@@ -59,8 +60,8 @@ def random_batch(rng, n=16):
             rng.normal(size=(n, OBS)), (rng.random(n) < 0.2).astype(float))
 
 
-def randomised_agent(seed=0):
-    agent, rng = make_agent(seed)
+def randomised_agent(seed=0, expected_gates="theta"):
+    agent, rng = make_agent(seed, expected_gates)
     for p in agent.params.values():
         p["b"] = rng.normal(size=p["b"].shape)
         if "s" in p:
@@ -119,8 +120,10 @@ def assert_consistent(agent):
         assert {k: a.shape for k, a in p.items()} == {k: a.shape for k, a in agent.params[layer].items()}, layer
 
 
-def test_agent_prune_preserves_every_output_and_state():
-    agent, rng = randomised_agent()
+@pytest.mark.parametrize("expected_gates", ["theta", "tilde"])
+def test_agent_prune_preserves_every_output_and_state(expected_gates):
+    """However the expected-gate forward reads the gates (θ, Eq. 3, or θ̃, Eq. 40, which reads 0 at θ = 0 too)."""
+    agent, rng = randomised_agent(seed={"theta": 0, "tilde": 1}[expected_gates], expected_gates=expected_gates)
     wr = agent.wiring
     # the setup is non-trivial: moments of soon-pruned units are non-zero, targets differ
     assert np.all(agent.opt["ofenet"].m["ofenet/a2"]["W"] != 0)

@@ -29,14 +29,15 @@ def expected_gate(theta, eps_xi, kind):
 
     The two differ only where θ lies outside [ε_ξ, 1 − ε_ξ]: a unit at θ = 1 is sampled on with probability
     1 − ε_ξ, so a network fitted under sampled gates and read with θ = 1 reads every such unit (1 − ε_ξ)⁻¹ too
-    strong (docs/METHOD.md §1).
+    strong (docs/METHOD.md §1). A unit at θ = 0 reads 0 in both: it is removed at the end of the step (§7) and
+    never sampled again, and compaction leaves every expected-gate output as it was.
     """
     if kind == "theta":
         return theta
     if kind != "tilde":
         raise ValueError(f"unknown expected gate {kind!r}; choose one of {', '.join(EXPECTED_GATES)}")
-    # E[ξ_j] = θ̃_j                                                               Eq. (40)
-    return theta_tilde(theta, eps_xi).astype(theta.dtype, copy=False)
+    # E[ξ_j] = θ̃_j for a unit still in the network, 0 for one at θ_j = 0           Eq. (40)
+    return np.where(theta > 0, theta_tilde(theta, eps_xi), 0).astype(theta.dtype, copy=False)
 
 
 def sample_mask(rng, theta, batch, eps_xi, dtype=None):
