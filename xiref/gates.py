@@ -27,7 +27,7 @@ def theta_tilde(theta, eps_xi):
 def expected_gate(theta, eps_xi, kind):
     """The expected-gate forward's factor for units at θ (n,): θ itself (Eq. 3), or E[ξ] = θ̃ (Eq. 40).
 
-    The two differ only where θ lies outside [ε_ξ, 1 − ε_ξ]: a unit at θ = 1 is sampled on with probability
+    The two differ only where 0 < θ < ε_ξ or θ > 1 − ε_ξ: a unit at θ = 1 is sampled on with probability
     1 − ε_ξ, so a network fitted under sampled gates and read with θ = 1 reads every such unit (1 − ε_ξ)⁻¹ too
     strong (docs/METHOD.md §1). A unit at θ = 0 reads 0 in both: it is removed at the end of the step (§7) and
     never sampled again, and compaction leaves every expected-gate output as it was.

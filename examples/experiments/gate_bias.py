@@ -5,9 +5,9 @@
 A critic is trained on its own loss (11) with sampled gates ξ ~ Bern(θ̃) (2), but the TD target (10) and the
 actor (12) read it with expected gates: θ (3), or θ̃ (40) with `--expected-gates tilde`. A unit at θ = 1 is
 sampled on with probability 1 − ε_ξ, so read with θ it is read (1 − ε_ξ)⁻¹ too strong; read with θ̃ only the
-ReLUs' curvature is left (f(θ̃ ⊙ h) ≠ E_ξ f(ξ ⊙ h)). If the expected-gate Q is larger by a factor (1 + ε), the backup
-y = r + γ Q̄_θ(s′, a′) that the critic, trained at E_ξ Q_ξ, must match grows Q by γ(1 + ε) per backup: above 1
-the critic diverges, whatever the rewards.
+ReLUs' curvature is left (f(θ̃ ⊙ h) ≠ E_ξ f(ξ ⊙ h)). If the expected-gate Q is larger by a factor (1 + ε), the
+backup y = r + γ Q̄_θ(s′, a′) that the critic, trained at E_ξ Q_ξ, must match grows Q by γ(1 + ε) per backup:
+above 1 the critic diverges, whatever the rewards.
 
 For each run: loads checkpoint.npz (read-only), samples --batch transitions from its replay buffer and, per
 critic k, compares mean_i Q_k(s_i, a_i) with expected gates against the mean over --draws independent mask
@@ -95,12 +95,14 @@ def main(argv=None):
     ap.add_argument("--batch", type=int, default=1024, help="replay transitions")
     ap.add_argument("--draws", type=int, default=64, help="mask draws per transition")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--expected-gates", choices=EXPECTED_GATES, default=None,
-                    help="read the expected gates as θ (Eq. 3) or θ̃ (Eq. 40); default: as the run did")
+    ap.add_argument("--expected-gates", default=None,
+                    help="read the expected gates as θ (theta, Eq. 3) or θ̃ (tilde, Eq. 40); default: as the run did")
     args = ap.parse_args(argv)
     try:
         if min(args.batch, args.draws) < 2 or args.seed < 0:
             raise UserError("--batch and --draws must be >= 2, --seed >= 0")
+        if args.expected_gates not in (None,) + EXPECTED_GATES:
+            raise UserError(f"--expected-gates must be one of {', '.join(EXPECTED_GATES)}, got {args.expected_gates!r}")
         with np.errstate(over="ignore", invalid="ignore"):
             results = [measure(r, args.batch, args.draws, args.seed, args.expected_gates) for r in args.runs]
     except UserError as exc:
