@@ -459,3 +459,19 @@ def test_beta_front_without_runs_is_one_line(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         beta_front.main(["--root", str(tmp_path), "--env", "Toy-v0"])
     assert exc.value.code == 2 and capsys.readouterr().err.startswith("beta_front: error: no finished xinet")
+
+
+def test_a_relabelled_ofe_small_cell_is_paired_with_its_xinet_cell(tmp_path, monkeypatch):
+    """Runs moved to another cell when a default changed keep the widths_from path of where they were made (an
+    `xinet` directory); campaign.WIDTHS_FROM, not that path, names the cell whose widths an ofe-small cell took."""
+    monkeypatch.setitem(summarize.WIDTHS_FROM, "ofe-small-old", "xinet-old")
+    for seed in (0, 1):
+        write_run(tmp_path, "Toy-v0", "ofe", seed, 1000.0, ofenet=2000)
+        write_run(tmp_path, "Toy-v0", "xinet-old", seed, 900.0 + seed, ofenet=2000, variant_of="xinet")
+        write_run(tmp_path, "Toy-v0", "ofe-small-old", seed, 800.0, ofenet=1000, variant_of="ofe-small",
+                  widths_from="xinet")
+    variants = summarize.summarize(str(tmp_path), ("Toy-v0",)).split("### Claims for the XiNet variants")[1]
+    assert "- **Claim 2** (`xinet-old` vs `ofe-small-old`): **met**" in variants
+    monkeypatch.delitem(summarize.WIDTHS_FROM, "ofe-small-old")                        # negative control: unpaired
+    variants = summarize.summarize(str(tmp_path), ("Toy-v0",)).split("### Claims for the XiNet variants")[1]
+    assert "`xinet-old` vs `ofe-small-old`" not in variants

@@ -38,6 +38,7 @@ from xiref.train import read_csv
 from claims import (CLAIM1, CLAIM2, claim1, claim2, claim_lines, fmt_ms, overall,  # noqa: E402  (siblings)
                     steps_text, values)
 from summary_plots import plot_alive_units, plot_return_vs_params  # noqa: E402
+from campaign import WIDTHS_FROM  # noqa: E402  (the ofe-small cells and the xinet cells giving their widths)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 METHOD_ORDER = ("sac", "ofe", "xinet", "ofe-small")
@@ -186,6 +187,10 @@ def env_section(root, env, methods):
     """Markdown lines of one env (table, unfinished runs, claims, figures); draws its figures. Returns
     (lines, claim 1, claim 2)."""
     finished = {m: load_finished(dirs) for m, dirs in methods.items()}
+    for cell, runs in finished.items():       # a relabelled cell's runs took their widths from its xinet cell's
+        for r in runs:
+            if cell in WIDTHS_FROM and r.get("widths_source") is not None:
+                r["widths_source"] = WIDTHS_FROM[cell]
     unfinished = [d for m in method_order(methods) for d in methods[m]
                   if not os.path.exists(os.path.join(d, "summary.json"))]
     lines = [f"## {env}", ""] + table_lines(finished)
