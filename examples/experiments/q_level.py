@@ -10,31 +10,29 @@ Q / r̄ is the horizon, in steps, that the critics' values imply. Critics that b
 Prints one line per run, then one JSON list.
 """
 import argparse
-import csv
 import json
 import os
 import sys
 
 import numpy as np
 
-from xiref.errors import script_error
+from xiref.errors import UserError, script_error
+from xiref.readers import read_csv
 
 
 def q_level(run_dir, tail):
     """{run, method, rows, q, reward_per_step, horizon} over the last `tail` of run_dir's progress rows."""
     path = os.path.join(run_dir, "progress.csv")
-    try:
-        with open(path) as f:
-            rows = list(csv.DictReader(f))
-    except OSError:
-        raise ValueError(f"{run_dir} holds no readable progress.csv") from None
+    rows = read_csv(path)                                       # checked as `train --resume` reads it
+    if not rows:
+        raise UserError(f"{run_dir} holds no readable progress.csv")
     rows = [r for r in rows if r.get("actor_loss") and r.get("train_return")]
     if not rows:
-        raise ValueError(f"{path} logs no actor loss and training return (a run that has not learnt yet?)")
+        raise UserError(f"{path} logs no actor loss and training return (a run that has not learnt yet?)")
     rows = rows[-max(2, int(round(tail * len(rows)))):]
     episodes = int(rows[-1]["episodes"]) - int(rows[0]["episodes"])
     if len(rows) < 2 or episodes < 1:
-        raise ValueError(f"{path}: its last rows finish no episode, so they give no episode length")
+        raise UserError(f"{path}: its last rows finish no episode, so they give no episode length")
     length = (int(rows[-1]["step"]) - int(rows[0]["step"])) / episodes              # mean episode length (steps)
     q = -float(np.mean([float(r["actor_loss"]) for r in rows]))
     reward = float(np.mean([float(r["train_return"]) for r in rows])) / length
@@ -58,7 +56,7 @@ def main(argv=None):
         script_error("q_level", f"--tail must lie in (0, 1], got {args.tail}")
     try:
         results = [q_level(r, args.tail) for r in args.runs]
-    except ValueError as exc:
+    except UserError as exc:
         script_error("q_level", str(exc))
     for r in results:
         print(f"{r['run']} ({r['method']}): Q {r['q']:.1f}, episode length {r['episode_length']:.0f}, "

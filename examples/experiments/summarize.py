@@ -59,10 +59,12 @@ def find_runs(root):
     return envs
 
 
-def load_finished(run_dirs):
+def load_finished(run_dirs, cell=None):
     """The summary.json of every finished run, each with its directory under "dir", its progress.csv rows
     under "progress" (read once), its final OFENet auxiliary loss under "aux_loss_final" and, for ofe-small,
-    the name of the XiNet directory its widths came from under "widths_source" (config.json widths_from)."""
+    the name of the XiNet cell its widths came from under "widths_source": the one campaign.WIDTHS_FROM names for
+    `cell` (runs moved to another cell when a default changed keep the path they were made from), else the
+    directory of config.json's widths_from."""
     out = []
     for d in run_dirs:
         path = os.path.join(d, "summary.json")
@@ -76,7 +78,8 @@ def load_finished(run_dirs):
             except (OSError, ValueError):
                 config = {}
             widths_from = config.get("widths_from") or ""
-            source = os.path.basename(os.path.dirname(os.path.normpath(widths_from))) if widths_from else None
+            source = (WIDTHS_FROM.get(cell) or os.path.basename(os.path.dirname(os.path.normpath(widths_from)))
+                      if widths_from else None)
             out.append(dict(summary, dir=d, progress=rows, aux_loss_final=final_aux_loss(rows),
                             widths_source=source, eta_theta_critic=critics_eta_theta(config)))
     return out
@@ -186,11 +189,7 @@ def unfinished_state(run_dir):
 def env_section(root, env, methods):
     """Markdown lines of one env (table, unfinished runs, claims, figures); draws its figures. Returns
     (lines, claim 1, claim 2)."""
-    finished = {m: load_finished(dirs) for m, dirs in methods.items()}
-    for cell, runs in finished.items():       # a relabelled cell's runs took their widths from its xinet cell's
-        for r in runs:
-            if cell in WIDTHS_FROM and r.get("widths_source") is not None:
-                r["widths_source"] = WIDTHS_FROM[cell]
+    finished = {m: load_finished(dirs, m) for m, dirs in methods.items()}
     unfinished = [d for m in method_order(methods) for d in methods[m]
                   if not os.path.exists(os.path.join(d, "summary.json"))]
     lines = [f"## {env}", ""] + table_lines(finished)
