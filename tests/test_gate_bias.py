@@ -40,7 +40,7 @@ def test_sampling_floor_alone_separates_the_two(xinet_dir, eps_xi, same):
     for s in agent.wiring.layers:
         if s.gated:
             agent.theta[s.name] = np.ones_like(agent.theta[s.name])
-    agent.cfg.eps_xi = eps_xi
+    agent.cfg.eps_xi, agent.cfg.expected_gates = eps_xi, "theta"     # read as θ = 1: exactly the all-ones mask
     rng = np.random.default_rng(0)
     obs, act, _, _, _ = run.buffer.sample(rng, 64)
     q_exp, q_s = gate_bias.critic_bias(agent, "critic1", obs, act, rng, 4)

@@ -291,7 +291,7 @@ def _edit_saved_config(path, **changes):
     # another θ-step scale or OFENet value: refused
     ("xinet", dict(theta_scale="rms"), "theta_scale"),
     ("xinet", dict(ofenet_value="consumers"), "ofenet_value"),
-    ("xinet", dict(expected_gates="tilde"), "expected_gates"),
+    ("xinet", dict(expected_gates="theta"), "expected_gates"),
     # gate settings never act in an ungated run, so a changed default does not block it
     ("ofe", dict(beta_actor=None, eta_theta_critic=-1.0, eps_xi=0.2, theta_scale="rms", ofenet_value="consumers",
                  expected_gates="tilde"), None),
@@ -323,11 +323,12 @@ def test_resume_a_checkpoint_from_before_per_network_eps_xi(capsys, tmp_path):
     capsys.readouterr()
 
 
-@pytest.mark.parametrize("extra, refused", [((), None), (("--theta-scale", "rms"), "theta_scale"),
-                                            (("--expected-gates", "tilde"), "expected_gates")])
+@pytest.mark.parametrize("extra, refused", [(("--expected-gates", "theta"), None), ((), "expected_gates"),
+                                            (("--expected-gates", "theta", "--theta-scale", "rms"), "theta_scale")])
 def test_resume_a_checkpoint_from_before_the_theta_scale(extra, refused, capsys, tmp_path):
     """A checkpoint whose config has no theta_scale, ofenet_value and expected_gates (written before they existed)
-    ran the unscaled step with OFENet's own value, reading θ: it resumes so and refuses another scale or reading."""
+    ran the unscaled step with OFENet's own value, reading θ: it resumes so, and refuses the default reading θ̃ or
+    another scale."""
     run = tmp_path / "run"
     assert main(cli_args(run, "--quiet", method="xinet", **QUICK)) == 0
     header, flat = ck.load(str(run / "checkpoint.npz"))
@@ -683,7 +684,7 @@ def test_blow_up_stops_with_one_line_and_keeps_the_last_good_checkpoint(case, xi
                                      f"the last good checkpoint (step {good}) is kept in {run}")
     assert not [w for w in caught if issubclass(w.category, RuntimeWarning)], [str(w.message) for w in caught]
     named = int(re.search(r"at step (\d+)", line).group(1))
-    assert named == step if step is not None else 450 < named <= 600
+    assert named == step if step is not None else 450 <= named <= 600, line     # the first reset from step 450 on
     # the checkpoint on disk loads and is, array for array, the uninterrupted run's checkpoint at `good`
     header, arrays = load(run)
     assert header["step"] == good
@@ -762,7 +763,7 @@ def test_all_of_ofenet_pruned_agent_acts_and_updates(dtype):
     assert np.array_equal(L.concat_forward([feats[s] for s in wr.layer("actor/h1").inputs]), obs)
     assert np.array_equal(L.concat_forward([feats[s] for s in wr.layer("critic1/h1").inputs]),
                           np.concatenate([obs, act], axis=1))
-    p, th = agent.params, agent.theta
+    p, th = agent.params, agent.gates("actor")                   # the expected gates: θ̃ (Eq. 40) at the defaults
     h = np.maximum(obs @ p["actor/h1"]["W"] + p["actor/h1"]["b"], 0) * th["actor/h1"]
     h = np.maximum(h @ p["actor/h2"]["W"] + p["actor/h2"]["b"], 0) * th["actor/h2"]
     by_hand = np.tanh((h @ p["actor/out"]["W"] + p["actor/out"]["b"])[:, :ACT])

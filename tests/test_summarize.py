@@ -447,6 +447,16 @@ def test_beta_front_draws_every_beta_cell_and_checks_monotony(tmp_path, capsys):
     assert (tmp_path / "front.png").stat().st_size > 0
 
 
+def test_beta_front_default_cell_names_the_default_betas_runs(tmp_path, capsys):
+    import beta_front
+    from xiref.agent import AgentConfig
+    _front(tmp_path, {"xinet-beta0": 8000, "xinet-theta": 4000, "xinet": 100})
+    assert beta_front.main(["--root", str(tmp_path), "--env", "Toy-v0", "--out", str(tmp_path / "f"),
+                            "--default-cell", "xinet-theta"]) == 0
+    rows = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["rows"]
+    assert [(r["cell"], r["beta"]) for r in rows] == [("xinet-beta0", 0.0)] * 2 + [("xinet-theta", AgentConfig.beta)] * 2
+
+
 def test_beta_front_negative_control_a_higher_price_keeping_more_is_not_monotone(tmp_path, capsys):
     import beta_front
     _front(tmp_path, {"xinet-beta0": 2000, "xinet-beta10": 6000})

@@ -254,8 +254,9 @@ def test_gated_update_with_every_gate_on_is_the_ungated_update(monkeypatch):
     def pair():
         out = []
         for gated in (True, False):
+            # read as θ = 1 (Eq. 3): with θ̃ (Eq. 40) the expected-gate forwards read 1 − ε_ξ, as the masks' mean
             cfg = AgentConfig(ofenet=True, gated=gated, hidden=(7, 6), ofe_layers=2, ofe_units=4, target_dim=4,
-                              beta=0.0, beta_actor=0.0)
+                              beta=0.0, beta_actor=0.0, expected_gates="theta")
             out.append(Agent(cfg, obs_dim=OBS, act_dim=ACT, log_scale=np.log([1.0, 2.0]), rng=np.random.default_rng(5)))
         return out
 

@@ -78,7 +78,7 @@ class AgentConfig:
     eps_xi_ofenet: float | None = None  # ε_ξ for OFENet alone (none: use eps_xi)
     eps_xi_actor: float | None = None   # ε_ξ for the actor alone (none: use eps_xi)
     eps_xi_critic: float | None = None  # ε_ξ for each critic (none: use eps_xi)
-    expected_gates: str = "theta"   # the expected-gate forward (3) reads θ, or each gate's mean θ̃ (tilde, Eq. 40)
+    expected_gates: str = "tilde"   # the expected-gate forward reads each gate's mean θ̃ (Eq. 40), or θ (theta, Eq. 3)
     baseline: str = "flip"          # θ-gradient estimator: flip (Eq. 33–34), muprop(-loo) (35), none/loo/pair (23)
     ofenet_value: str = "own"       # OFENet's θ weighs a unit against: its own loss (8), or "consumers" too (§7)
     lam_w: float = 0.0              # λ_w slab-prior weight, Eq. (16); 0 as SAC/OFENet use no weight decay

@@ -1,13 +1,13 @@
 """The β front: OFENet parameters against final return, one point per price β (docs/EXPERIMENTS.md E15).
 
 Reads the finished runs <root>/<env>/<cell>/seed<k>/ of the β cells of examples/experiments/campaign.py — `xinet`
-(the default β) and `xinet-beta<B>` — and the ungated `ofe` and `sac` of the same env as references. Writes
+(the default β) and `xinet-beta<B>` — and the ungated `ofe` and `sac` of the same env as references (`--default-cell` names another cell for the default β). Writes
 <out>.png (x: OFENet parameters at the end, log scale; y: final return; one marker per seed, a line through the
 per-β means, ordered by β) and <out>.csv (one row per run), and prints one JSON line with every point and whether
 the front is monotone (a higher β never keeps more OFENet parameters on average).
 
     python examples/experiments/beta_front.py --root examples/results --env HalfCheetah-v5 \
-        --out examples/results/HalfCheetah-v5_beta_front
+        --default-cell xinet-theta --out examples/results/HalfCheetah-v5_beta_front
 """
 import argparse
 import json
@@ -30,19 +30,19 @@ BETA_CELL = re.compile(r"^xinet-beta(\d+(?:\.\d+)?)$")
 FIELDS = ("cell", "beta", "seed", "final_return", "ofenet_params", "ofenet_params_initial", "params")
 
 
-def cell_beta(cell):
-    """β of a front cell: `xinet` runs at the default β, `xinet-beta<B>` at B; None for any other cell."""
-    if cell == "xinet":
+def cell_beta(cell, default_cell="xinet"):
+    """β of a front cell: `default_cell` runs at the default β, `xinet-beta<B>` at B; None for any other cell."""
+    if cell == default_cell:
         return AgentConfig.beta
     m = BETA_CELL.match(cell)
     return float(m.group(1)) if m else None
 
 
-def front_rows(cells):
+def front_rows(cells, default_cell="xinet"):
     """One row per finished run of a front cell: {cell, beta, seed, final_return, ofenet_params, …}."""
     rows = []
     for cell, dirs in sorted(cells.items()):
-        beta = cell_beta(cell)
+        beta = cell_beta(cell, default_cell)
         if beta is None:
             continue
         for s in load_finished(dirs):
@@ -97,10 +97,12 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--root", default=os.path.join("runs", "campaign"), help="campaign root of the runs")
     ap.add_argument("--env", default="HalfCheetah-v5", help="gymnasium id whose front is drawn")
+    ap.add_argument("--default-cell", default="xinet",
+                    help="the cell that stands for the default β (xinet-theta: the front of the θ-reading defaults)")
     ap.add_argument("--out", default="", help="path without extension of the PNG and CSV (default <root>/<env>_beta_front)")
     args = ap.parse_args(argv)
     cells = find_runs(args.root).get(args.env, {})
-    rows = front_rows(cells)
+    rows = front_rows(cells, args.default_cell)
     if not rows:
         script_error("beta_front", f"no finished xinet or xinet-beta<B> run of {args.env} under {args.root}")
     out = args.out or os.path.join(args.root, f"{args.env}_beta_front")

@@ -44,8 +44,11 @@ CRITIC_ETA_0002 = ["--eta-theta-critic", "0.002"]
 # the XiNet defaults until 2026-12-05 (commit 2ffd3f6 and before): the score-function baseline `pair`, the plain
 # θ-step (32) (k_θ = 0), and a β and η_θ per network; pinned in every variant measured under them, so that a
 # re-run reproduces the committed one (docs/EXPERIMENTS.md, CHANGELOG.md)
+# the expected-gate forward reading θ (Eq. 3), the default until 2026-12-06 (θ̃ since, Eq. 40); pinned in every variant
+# run before, so that a re-run reproduces the committed one (docs/EXPERIMENTS.md E19)
+THETA_READ = ["--expected-gates", "theta"]
 PAIR = ["--baseline", "pair", "--k-theta", "0", "--beta", "1", "--beta-actor", "0.1", "--beta-critic", "0.1", "--eta-theta-actor",
-        "0.01", "--eta-theta-critic", "0.0005"]
+        "0.01", "--eta-theta-critic", "0.0005"] + THETA_READ
 # directory name -> (xiref method, its fixed flags[, for an ofe-small variant: the xinet variant giving its widths])
 VARIANTS = {
     # XiNet at the defaults until 2026-12-05, and its ofe-small
@@ -94,23 +97,24 @@ VARIANTS = {
     # the flip estimator (Eq. 33–34) with the plain projected step (32), no price anywhere, one η_θ = 0.05 for every
     # network: does an unbiased, quiet estimator alone stop the removal of useful units when nothing prices them?
     # HalfCheetah seed 0 (32c248a): 405 of 480 OFENet units kept, return 7536 — the evidence rule (37) is the rest
-    "xinet-flip-beta0": ("xinet", ["--k-theta", "0", "--beta", "0", "--beta-actor", "none"]),
+    "xinet-flip-beta0": ("xinet", ["--k-theta", "0", "--beta", "0", "--beta-actor", "none"] + THETA_READ),
     # today's defaults with no price anywhere: does OFENet keep its units when nothing prices them?
-    "xinet-beta0": ("xinet", ["--beta", "0", "--beta-actor", "none"]),
+    "xinet-beta0": ("xinet", ["--beta", "0", "--beta-actor", "none"] + THETA_READ),
     # the β front at today's defaults (OFENet's and the critics' price; the actor keeps its own 0.1); β = 10 is `xinet`
-    "xinet-beta1": ("xinet", ["--beta", "1"]),
-    "xinet-beta3": ("xinet", ["--beta", "3"]),
-    "xinet-beta30": ("xinet", ["--beta", "30"]),
+    "xinet-beta1": ("xinet", ["--beta", "1"] + THETA_READ),
+    "xinet-beta3": ("xinet", ["--beta", "3"] + THETA_READ),
+    "xinet-beta30": ("xinet", ["--beta", "30"] + THETA_READ),
     # OFENet's θ priced by its consumers too (METHOD §7, EXPERIMENTS.md E16), at a price matched to the default's;
     # OFENet's θ waits as the SAC nets' do: untrained consumers value no unit, and OFENet lost 8 % in 2 000 steps
     "xinet-ofe-consumers-beta50": ("xinet", ["--ofenet-value", "consumers", "--beta-ofenet", "50",
-                                             "--theta-delay-ofenet", "5000"]),
+                                             "--theta-delay-ofenet", "5000"] + THETA_READ),
     # the critics unpriced (their β 0; OFENet's 10, the actor's 0.1): at the defaults the critics' second layers end
     # with 160–175 of 256 units, while ofe-small's keep 256 — is it the critics' pruning that costs xinet's return?
-    "xinet-critic-beta0": ("xinet", ["--beta-critic", "0"]),
-    # the expected-gate forward reads θ̃ = E[ξ] (Eq. 40), not θ: read with θ = 1, a critic fitted under gates sampled at
-    # 1 − ε_ξ bootstraps at γ(1 − ε_ξ)^(−2) (0.9919 on HalfCheetah, EXPERIMENTS.md E4, E19) instead of γ = 0.99
-    "xinet-tilde": ("xinet", ["--expected-gates", "tilde"]),
+    "xinet-critic-beta0": ("xinet", ["--beta-critic", "0"] + THETA_READ),
+    # the defaults until 2026-12-06, the expected-gate forward reading θ (Eq. 3): a critic fitted under gates sampled
+    # at 1 − ε_ξ bootstraps at γ(1 − ε_ξ)^(−2) (0.9919, EXPERIMENTS.md E4, E19) instead of γ = 0.99; and its ofe-small
+    "xinet-theta": ("xinet", THETA_READ),
+    "ofe-small-theta": ("ofe-small", [], "xinet-theta"),
     # claim 2 against a xinet variant: an ungated OFENet at the widths that variant's run of the same seed ended with
     "ofe-small-eta0.01": ("ofe-small", [], "xinet-ofe-eta0.01"),
     "ofe-small-eps0.01": ("ofe-small", [], "xinet-ofe-eps0.01"),
