@@ -15,6 +15,7 @@ What is checked
   and U = 0 exactly, other units do not; one JSON line; bad input exits 2 with one line.
 """
 import copy
+import dataclasses
 import itertools
 import json
 import os
@@ -31,7 +32,7 @@ from xiref import ofenet as OF
 from xiref import sac
 from xiref import xinet as X
 from xiref.agent import Agent, AgentConfig
-from xiref.losses import consumers_value_fn
+from xiref.losses import CONSUMERS, consumers_value_fn
 
 K = 4000
 
@@ -174,8 +175,11 @@ def test_consumers_value_matches_an_independent_route():
     scale = agent.loss_scale
     want = own(acts)[0].copy()
     for i in range(B):
+        # example i's mask as OFENet's expected gates, the consumers' own expected gates (θ̃ at the default, Eq. 40)
+        # as they are: an agent reading its θ as they stand
         one = copy.copy(agent)
-        one.theta = {**agent.theta, **{k: v[i] for k, v in xi.items()}}     # example i's mask as expected gates
+        one.cfg = dataclasses.replace(agent.cfg, expected_gates="theta")
+        one.theta = {**agent.gates(*CONSUMERS), **{k: v[i] for k, v in xi.items()}}
         f = one.features(obs[i:i + 1], act[i:i + 1])
         q1, q2, _ = one.q_values({}, f, act[i:i + 1])
         f_actor = {k: v for k, v in OF.without_action_block(one.wiring, f).items() if k != "act"}
