@@ -404,5 +404,8 @@ def test_expected_gate_is_theta_or_the_mean_of_the_sampled_gate(dtype):
     # 2 000 ± 45 times
     xi = G.sample_mask(np.random.default_rng(0), theta[-1:], 200_000, 0.01)
     assert abs(xi.mean() - tilde[-1]) < 4 * np.sqrt(0.01 * 0.99 / 200_000)
+    # a NaN θ stays NaN under either reading, so that the run's finiteness checks see it in the losses it reaches
+    nan = np.array([np.nan, 1.0], dtype=dtype)
+    assert np.isnan(G.expected_gate(nan, 0.01, "tilde")[0]) and np.isnan(G.expected_gate(nan, 0.01, "theta")[0])
     with pytest.raises(ValueError, match="unknown expected gate"):
         G.expected_gate(theta, 0.01, "mean")

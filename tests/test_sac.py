@@ -8,7 +8,7 @@ forward of the same quantity, in float64:
   routes the gradient to the smaller critic), alpha_loss (13), td_target (10), polyak (14);
   ofenet.aux_loss (8, reads only the first T entries of o′).
 * The chains the agent runs, on a small gated agent with OFENet (random θ ∈ (0,1], random BN statistics):
-  - actor (Eq. 12): sampled actor mask ξ, critics and the OFENet action block with expected gates θ and
+  - actor (Eq. 12): sampled actor mask ξ, critics and the OFENet action block with expected gates θ̃ or θ and
     inference BN; the action gradient flows through the OFENet action block as well as into the critics;
   - critics (Eq. 11) with their own masks, reading inference-mode OFENet features z_oa;
   - OFENet (Eq. 8) with training-mode BN and sampled masks, gradient w.r.t. every OFENet parameter.
@@ -276,7 +276,16 @@ def layers_of(agent, *prefixes):
 
 
 def theta_of(agent, specs):
-    return {s.name: agent.theta[s.name] for s in specs if s.gated}
+    """The expected gates of the gated layers in specs as the agent's config reads them: θ (Eq. 3), or
+    θ̃ = clip(θ, ε_ξ, 1 − ε_ξ) for a unit with θ > 0 and 0 for one at θ = 0 (Eq. 40, Eq. 4)."""
+    if agent.cfg.expected_gates == "theta":
+        return {s.name: agent.theta[s.name] for s in specs if s.gated}
+    out = {}
+    for s in specs:
+        if s.gated:
+            eps, th = agent.knob(s.net, "eps_xi"), agent.theta[s.name]
+            out[s.name] = np.where(th == 0, 0.0, np.clip(th, eps, 1 - eps))
+    return out
 
 
 def small_agent(rng, **kw):
@@ -385,11 +394,11 @@ def actor_inputs(agent, obs, act):
     return {k: v for k, v in feats.items() if k != "act" and not k.startswith("ofenet/a")}
 
 
-def actor_setup(name):
+def actor_setup(name, **kw):
     """Agent, batch, actor mask and noise, with critic 2 shifted so that min(Q1, Q2) picks each critic for
     exactly half of the batch and never ties."""
     rng = rng_for(name)
-    agent = small_agent(rng)
+    agent = small_agent(rng, **kw)
     obs, act, _, _, _ = random_batch(rng)
     xi = make_masks(agent.specs("actor"), rng)
     eps = rng.normal(size=(B, ACT))
@@ -401,8 +410,9 @@ def actor_setup(name):
 
 
 # ====================================================================== 3. actor chain, Eq. (12)
-def test_actor_chain_matches_autograd():
-    rng, agent, obs, act, xi, eps = actor_setup("actor-chain")
+@pytest.mark.parametrize("reading", ["tilde", "theta"])
+def test_actor_chain_matches_autograd(reading):
+    rng, agent, obs, act, xi, eps = actor_setup("actor-chain", expected_gates=reading)
     specs = agent.specs("actor")
     f_actor = actor_inputs(agent, obs, act)
     assert set(f_actor) == {"obs", "ofenet/s1", "ofenet/s2"}
@@ -504,10 +514,11 @@ def test_critics_action_grad_routes_each_example_through_the_min_critic(ofenet):
 
 
 # ====================================================================== 4. critic chain, Eq. (11)
+@pytest.mark.parametrize("reading", ["tilde", "theta"])
 @pytest.mark.parametrize("k", ["critic1", "critic2"])
-def test_critic_chain_matches_autograd(k):
+def test_critic_chain_matches_autograd(k, reading):
     rng = rng_for(f"critic-chain-{k}")
-    agent = small_agent(rng)
+    agent = small_agent(rng, expected_gates=reading)
     obs, act, _, _, _ = random_batch(rng)
     xi = make_masks(agent.specs(k), rng)
     y = rng.normal(size=B)

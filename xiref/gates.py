@@ -36,8 +36,8 @@ def expected_gate(theta, eps_xi, kind):
         return theta
     if kind != "tilde":
         raise ValueError(f"unknown expected gate {kind!r}; choose one of {', '.join(EXPECTED_GATES)}")
-    # E[ξ_j] = θ̃_j for a unit still in the network, 0 for one at θ_j = 0           Eq. (40)
-    return np.where(theta > 0, theta_tilde(theta, eps_xi), 0).astype(theta.dtype, copy=False)
+    # E[ξ_j] = θ̃_j for a unit still in the network, 0 for one at θ_j = 0 (a NaN θ stays NaN)   Eq. (40)
+    return np.where(theta == 0, 0, theta_tilde(theta, eps_xi)).astype(theta.dtype, copy=False)
 
 
 def sample_mask(rng, theta, batch, eps_xi, dtype=None):
