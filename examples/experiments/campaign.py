@@ -79,7 +79,7 @@ VARIANTS = {
     # Hopper, seeds 0–2 (2a52179): 1067, 653, 1017 = 912 ± 185, below the default's 1150 ± 252
     "xinet-ofe-eps0.01-eta0.02-critic-eta0.0005": ("xinet", PAIR + ["--eps-xi-ofenet", "0.01", "--eta-theta-ofenet", "0.02",
                                                            "--eta-theta-critic", "0.0005"]),
-    # OFENet's θ step cut fivefold at today's critics' default (pinned): on HalfCheetah η_θ = 0.01 kept 102.6 % of
+    # OFENet's θ step cut fivefold at the critics' η_θ of then (0.0005, pinned): on HalfCheetah η_θ = 0.01 kept 102.6 % of
     # ofe's return with 39 % removed; Hopper prunes far harder at equal settings (97.6 % removed with floor 0.01 and
     # η_θ 0.02), so here the slower step may remove ≥ 50 % and still keep the return (claim 1).
     # Hopper, seeds 0–2 (0248bbf): 699, 385, 540 = 541 ± 128 with 96.4 % removed — the collapse, stretched
@@ -98,9 +98,10 @@ VARIANTS = {
     # network: does an unbiased, quiet estimator alone stop the removal of useful units when nothing prices them?
     # HalfCheetah seed 0 (32c248a): 405 of 480 OFENet units kept, return 7536 — the evidence rule (37) is the rest
     "xinet-flip-beta0": ("xinet", ["--k-theta", "0", "--beta", "0", "--beta-actor", "none"] + THETA_READ),
-    # today's defaults with no price anywhere: does OFENet keep its units when nothing prices them?
+    # the defaults of 2026-12-05 with no price anywhere: does OFENet keep its units when nothing prices them?
     "xinet-beta0": ("xinet", ["--beta", "0", "--beta-actor", "none"] + THETA_READ),
-    # the β front at today's defaults (OFENet's and the critics' price; the actor keeps its own 0.1); β = 10 is `xinet`
+    # the β front at the defaults of 2026-12-05 (OFENet's and the critics' price; the actor keeps its own 0.1); β = 10
+    # is `xinet-theta`
     "xinet-beta1": ("xinet", ["--beta", "1"] + THETA_READ),
     "xinet-beta3": ("xinet", ["--beta", "3"] + THETA_READ),
     "xinet-beta30": ("xinet", ["--beta", "30"] + THETA_READ),
