@@ -12,7 +12,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import gates as G
 from . import network as N
 from . import ofenet as OF
 from . import sac
@@ -122,9 +121,10 @@ class Agent:
 
     def gates(self, *nets):
         """Expected gates for the gated layers of `nets`: θ (Eq. 3) or θ̃ (Eq. 40), as `expected_gates` says."""
-        kind = self.cfg.expected_gates
-        return {s.name: G.expected_gate(self.theta[s.name], self.knob(n, "eps_xi"), kind)
-                for n in nets for s in self.specs(n) if s.gated}
+        out = {}
+        for n in nets:
+            out.update(xinet.expected_gates(self.specs(n), self.theta, self.knob(n, "eps_xi"), self.cfg.expected_gates))
+        return out
 
     def features(self, obs, act=None):
         """Sources for the consumers: raw inputs, plus OFENet features when there is an OFENet."""

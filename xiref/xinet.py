@@ -17,9 +17,9 @@ def sample_gates(specs, theta, rng, batch, eps_xi):
     return {s.name: G.sample_mask(rng, theta[s.name], batch, eps_xi) for s in specs if s.gated}
 
 
-def expected_gates(specs, theta):
-    """θ (n,) for every gated layer: the expected-gate forward (Eq. 3)."""
-    return {s.name: theta[s.name] for s in specs if s.gated}
+def expected_gates(specs, theta, eps_xi=0.0, kind="theta"):
+    """(n,) for every gated layer: the expected-gate forward's θ (Eq. 3), or θ̃ with kind "tilde" (Eq. 40)."""
+    return {s.name: G.expected_gate(theta[s.name], eps_xi, kind) for s in specs if s.gated}
 
 
 def _one_pass(specs, params, inputs, xi, loss_fn, stats, bn_train, eps_bn, reuse=None):

@@ -12,8 +12,8 @@ never written), with the masks drawn as in training (θ̃, Eq. 4) and training-m
   C_j  E[L | ξ_·j ≡ 1] − E[L | ξ_·j ≡ 0] with L = (1/B) Σ_i ℓ_i: the unit on for the whole batch against off
        for the whole batch, the other gates common to both (common random numbers) — i.e. F(θ_j = 1) − F(θ_j = 0)
        of the batch objective, BN statistics included.
-  E_j  the inference-mode loss (expected gates (3), running BN statistics — how SAC reads OFENet) with θ_j as
-       it is minus with θ_j = 0.
+  E_j  the inference-mode loss (expected gates (3) or (40) as the run read them, running BN statistics — how SAC
+       reads OFENet) with θ_j as it is minus with θ_j = 0.
 
 Positive = the loss is lower without the unit (θ is pushed down, or removal would help). If A_j > 0 where
 C_j < 0 and E_j < 0, the estimator's per-example target, not the loss, removes useful units.
@@ -77,6 +77,7 @@ def measure(run_dir, batches, batch, seed):
     specs, eps_xi = agent.specs("ofenet"), agent.knob("ofenet", "eps_xi")
     units = [(s.name, j) for s in specs if s.gated for j in range(agent.theta[s.name].shape[0])]
     A, C, E = (np.zeros((batches, len(units))) for _ in range(3))
+    theta = agent.gates("ofenet")                         # the expected gates as the run read them (Eq. 3 or 40)
     ells, diffs = [], []
     for b in range(batches):
         obs, act, _, o_next, _ = run.buffer.sample(rng, batch)
@@ -89,7 +90,6 @@ def measure(run_dir, batches, batch, seed):
         ell = example_losses(specs, agent, inputs, o_next, xi, True)
         ells.append(ell)
         diffs.append(ell - example_losses(specs, agent, inputs, o_next, xi2, True))
-        theta = xinet.expected_gates(specs, agent.theta)
         l_eval = batch_loss(specs, agent, inputs, o_next, theta, bn_train=False)
         for u, (name, j) in enumerate(units):
             A[b, u] = g_theta[name][j]
