@@ -433,33 +433,33 @@ def test_beta_front_draws_every_beta_cell_and_checks_monotony(tmp_path, capsys):
     from xiref.agent import AgentConfig
     default = AgentConfig.beta                           # `xinet` stands for the default β, between 1 and 30
     assert 1 < default < 30
-    _front(tmp_path, {"xinet-beta0": 8000, "xinet-beta1": 6000, "xinet": 4000, "xinet-beta30": 2000,
-                      "xinet-ofe-eta0.01": 100})
+    _front(tmp_path, {"xinet-tilde-beta0": 8000, "xinet-tilde-beta1": 6000, "xinet": 4000, "xinet-tilde-beta30": 2000,
+                      "xinet-ofe-eta0.01": 100, "xinet-beta3": 50})
     out = tmp_path / "front"
     assert beta_front.main(["--root", str(tmp_path), "--env", "Toy-v0", "--out", str(out)]) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert [(r["beta"], r["seed"]) for r in result["rows"]] == [(0.0, 0), (0.0, 1), (1.0, 0), (1.0, 1), (default, 0),
                                                                  (default, 1), (30.0, 0), (30.0, 1)]
-    # xinet-ofe-eta0.01: not a β cell
+    # xinet-ofe-eta0.01: not a β cell; xinet-beta3: a β cell of another family
     assert result["monotone"] and result["references"] == {"ofe": 1000.0, "sac": 700.0}
     with open(tmp_path / "front.csv", newline="") as f:
         assert len(list(csv.DictReader(f))) == 8
     assert (tmp_path / "front.png").stat().st_size > 0
 
 
-def test_beta_front_default_cell_names_the_default_betas_runs(tmp_path, capsys):
+def test_beta_front_default_cell_and_family_name_another_front(tmp_path, capsys):
     import beta_front
     from xiref.agent import AgentConfig
-    _front(tmp_path, {"xinet-beta0": 8000, "xinet-theta": 4000, "xinet": 100})
+    _front(tmp_path, {"xinet-beta0": 8000, "xinet-theta": 4000, "xinet": 100, "xinet-tilde-beta1": 50})
     assert beta_front.main(["--root", str(tmp_path), "--env", "Toy-v0", "--out", str(tmp_path / "f"),
-                            "--default-cell", "xinet-theta"]) == 0
+                            "--default-cell", "xinet-theta", "--family", "xinet"]) == 0
     rows = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["rows"]
     assert [(r["cell"], r["beta"]) for r in rows] == [("xinet-beta0", 0.0)] * 2 + [("xinet-theta", AgentConfig.beta)] * 2
 
 
 def test_beta_front_negative_control_a_higher_price_keeping_more_is_not_monotone(tmp_path, capsys):
     import beta_front
-    _front(tmp_path, {"xinet-beta0": 2000, "xinet-beta10": 6000})
+    _front(tmp_path, {"xinet-tilde-beta0": 2000, "xinet-tilde-beta10": 6000})
     assert beta_front.main(["--root", str(tmp_path), "--env", "Toy-v0", "--out", str(tmp_path / "f")]) == 0
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["monotone"] is False
 

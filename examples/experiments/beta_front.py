@@ -1,13 +1,14 @@
 """The β front: OFENet parameters against final return, one point per price β (docs/EXPERIMENTS.md E15).
 
-Reads the finished runs <root>/<env>/<cell>/seed<k>/ of the β cells of examples/experiments/campaign.py — `xinet`
-(the default β) and `xinet-beta<B>` — and the ungated `ofe` and `sac` of the same env as references (`--default-cell` names another cell for the default β). Writes
+Reads the finished runs <root>/<env>/<cell>/seed<k>/ of one family of β cells of examples/experiments/campaign.py —
+`--default-cell` (the default β; `xinet`) and `<family>-beta<B>` (`xinet-tilde-beta<B>`) — and the ungated `ofe` and
+`sac` of the same env as references. Writes
 <out>.png (x: OFENet parameters at the end, log scale; y: final return; one marker per seed, a line through the
 per-β means, ordered by β) and <out>.csv (one row per run), and prints one JSON line with every point and whether
 the front is monotone (a higher β never keeps more OFENet parameters on average).
 
     python examples/experiments/beta_front.py --root examples/results --env HalfCheetah-v5 \
-        --default-cell xinet-theta --out examples/results/HalfCheetah-v5_beta_front
+        --default-cell xinet-theta --family xinet --out examples/results/HalfCheetah-v5_beta_front
 """
 import argparse
 import json
@@ -26,23 +27,22 @@ from xiref.checkpoint import atomic_write_text  # noqa: E402
 from xiref.errors import script_error  # noqa: E402
 from xiref.train import csv_text  # noqa: E402
 
-BETA_CELL = re.compile(r"^xinet-beta(\d+(?:\.\d+)?)$")
 FIELDS = ("cell", "beta", "seed", "final_return", "ofenet_params", "ofenet_params_initial", "params")
 
 
-def cell_beta(cell, default_cell="xinet"):
-    """β of a front cell: `default_cell` runs at the default β, `xinet-beta<B>` at B; None for any other cell."""
+def cell_beta(cell, default_cell="xinet", family="xinet-tilde"):
+    """β of a front cell: `default_cell` runs at the default β, `<family>-beta<B>` at B; None for any other cell."""
     if cell == default_cell:
         return AgentConfig.beta
-    m = BETA_CELL.match(cell)
+    m = re.fullmatch(re.escape(family) + r"-beta(\d+(?:\.\d+)?)", cell)
     return float(m.group(1)) if m else None
 
 
-def front_rows(cells, default_cell="xinet"):
+def front_rows(cells, default_cell="xinet", family="xinet-tilde"):
     """One row per finished run of a front cell: {cell, beta, seed, final_return, ofenet_params, …}."""
     rows = []
     for cell, dirs in sorted(cells.items()):
-        beta = cell_beta(cell, default_cell)
+        beta = cell_beta(cell, default_cell, family)
         if beta is None:
             continue
         for s in load_finished(dirs):
@@ -99,12 +99,15 @@ def main(argv=None):
     ap.add_argument("--env", default="HalfCheetah-v5", help="gymnasium id whose front is drawn")
     ap.add_argument("--default-cell", default="xinet",
                     help="the cell that stands for the default β (xinet-theta: the front of the θ-reading defaults)")
+    ap.add_argument("--family", default="xinet-tilde",
+                    help="the front's other cells are <family>-beta<B> (xinet with --default-cell xinet-theta: the θ front)")
     ap.add_argument("--out", default="", help="path without extension of the PNG and CSV (default <root>/<env>_beta_front)")
     args = ap.parse_args(argv)
     cells = find_runs(args.root).get(args.env, {})
-    rows = front_rows(cells, args.default_cell)
+    rows = front_rows(cells, args.default_cell, args.family)
     if not rows:
-        script_error("beta_front", f"no finished xinet or xinet-beta<B> run of {args.env} under {args.root}")
+        script_error("beta_front", f"no finished {args.default_cell} or {args.family}-beta<B> run of {args.env} "
+                     f"under {args.root}")
     out = args.out or os.path.join(args.root, f"{args.env}_beta_front")
     refs = references(cells)
     plot(args.env, rows, refs, out + ".png")

@@ -116,6 +116,10 @@ VARIANTS = {
     # at 1 − ε_ξ bootstraps at γ(1 − ε_ξ)^(−2) (0.9919, EXPERIMENTS.md E4, E19) instead of γ = 0.99; and its ofe-small
     "xinet-theta": ("xinet", THETA_READ),
     "ofe-small-theta": ("ofe-small", [], "xinet-theta"),
+    # the β front at the defaults of 2026-12-06 (OFENet's and the critics' price; the actor keeps its own 0.1), the
+    # reading θ̃ pinned so that the cells keep their meaning if the default changes; β = 10 is `xinet`
+    "xinet-tilde-beta0": ("xinet", ["--beta", "0", "--beta-actor", "none", "--expected-gates", "tilde"]),  # the actor's 0 too
+    **{f"xinet-tilde-beta{b}": ("xinet", ["--beta", b, "--expected-gates", "tilde"]) for b in ("1", "3", "15", "20", "30")},
     # claim 2 against a xinet variant: an ungated OFENet at the widths that variant's run of the same seed ended with
     "ofe-small-eta0.01": ("ofe-small", [], "xinet-ofe-eta0.01"),
     "ofe-small-eps0.01": ("ofe-small", [], "xinet-ofe-eps0.01"),
