@@ -105,6 +105,7 @@ def test_reads_the_gates_as_asked(xinet_dir, capsys):
         assert res["expected_gates"] == kind
         eps[kind] = res["critic1"]["epsilon"]
     assert eps["theta"] != eps["tilde"]
-    assert gate_bias.main([str(xinet_dir), "--expected-gates", "mean"]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("gate_bias: error: --expected-gates must be one of theta, tilde")
+    for bad in ("mean", ""):
+        assert gate_bias.main([str(xinet_dir), "--expected-gates", bad]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err == [f"gate_bias: error: unknown expected-gates {bad!r}; choose one of theta, tilde"]

@@ -27,9 +27,8 @@ import numpy as np
 
 from xiref import network as N
 from xiref import xinet
-from xiref.config import config_from_dict
+from xiref.config import config_from_dict, field_problem
 from xiref.envs import UserError
-from xiref.gates import EXPECTED_GATES
 from xiref.metrics import net_theta
 from xiref.runstate import checkpoint_path
 from xiref.train import Run
@@ -101,8 +100,9 @@ def main(argv=None):
     try:
         if min(args.batch, args.draws) < 2 or args.seed < 0:
             raise UserError("--batch and --draws must be >= 2, --seed >= 0")
-        if args.expected_gates not in (None,) + EXPECTED_GATES:
-            raise UserError(f"--expected-gates must be one of {', '.join(EXPECTED_GATES)}, got {args.expected_gates!r}")
+        problem = args.expected_gates is not None and field_problem("expected_gates", args.expected_gates)
+        if problem:
+            raise UserError(problem)
         with np.errstate(over="ignore", invalid="ignore"):
             results = [measure(r, args.batch, args.draws, args.seed, args.expected_gates) for r in args.runs]
     except UserError as exc:
