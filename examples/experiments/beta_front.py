@@ -70,8 +70,9 @@ def references(cells):
     return out
 
 
-def plot(env, rows, refs, out):
+def plot(env, rows, refs, out, cells=""):
     plt = _pyplot()
+    from matplotlib.ticker import FuncFormatter, SymmetricalLogLocator
     fig, ax = plt.subplots(figsize=(7.5, 4.8))
     betas = sorted({r["beta"] for r in rows})
     means = []
@@ -84,10 +85,16 @@ def plot(env, rows, refs, out):
         ax.plot(*zip(*means), color="0.4", linewidth=1, zorder=0)
     for (method, value), style in zip(sorted(refs.items()), ("--", ":")):
         ax.axhline(value, color="0.3", linestyle=style, linewidth=1, label=f"{method} (mean)")
+    # claim 1's corner: ≥ 50 % of OFENet removed at ≥ 95 % of ofe's return
+    ax.axvline(0.5 * rows[0]["ofenet_params_initial"], color="C3", linewidth=0.8, label="claim 1: 50 % removed")
+    if "ofe" in refs:
+        ax.axhline(0.95 * refs["ofe"], color="C3", linestyle="--", linewidth=0.8, label="claim 1: 95 % of ofe")
     ax.set_xscale("symlog", linthresh=100)
+    ax.xaxis.set_major_locator(SymmetricalLogLocator(base=10, linthresh=100, subs=tuple(range(1, 10))))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v / 1000:g}k" if v >= 1000 else f"{v:g}"))
     ax.set_xlabel("OFENet parameters at the end (log scale, linear below 100)")
     ax.set_ylabel("final return (mean of the last 10 % of evaluations)")
-    ax.set_title(f"{env}: the β front")
+    ax.set_title(f"{env}: the β front {cells}".strip())
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     _save(fig, out, plt)
@@ -110,7 +117,7 @@ def main(argv=None):
                      f"under {args.root}")
     out = args.out or os.path.join(args.root, f"{args.env}_beta_front")
     refs = references(cells)
-    plot(args.env, rows, refs, out + ".png")
+    plot(args.env, rows, refs, out + ".png", f"({args.default_cell}, {args.family}-beta<B>)")
     atomic_write_text(out + ".csv", csv_text([{k: r[k] for k in FIELDS} for r in rows]))
     print(json.dumps({"env": args.env, "rows": rows, "references": refs, "monotone": monotone(rows)}))
     return 0
