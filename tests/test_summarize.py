@@ -243,7 +243,7 @@ def test_alive_curves():
 
 # ------------------------------------------------------------------ the script on run directories
 def write_run(root, env, method, seed, final_return=None, ofenet=0, steps=1000, done=True, variant_of=None,
-              widths_from=None):
+              widths_from=None, beta=None):
     """progress.csv, config.json and (if done) summary.json of one synthetic run in <env>/<method>/seed<k>; a
     campaign variant names its real method in variant_of; an ofe-small run its source directory in widths_from."""
     d = root / env / method / f"seed{seed}"
@@ -253,7 +253,8 @@ def write_run(root, env, method, seed, final_return=None, ofenet=0, steps=1000, 
     with open(d / "config.json", "w") as f:
         json.dump({"env": env, "method": method, "seed": seed, "steps": steps, "eval_every": steps // 4,
                    "gated": gated, "eta_theta": 0.05, "eta_theta_critic": 0.0005,
-                   "widths_from": str(root / env / widths_from / f"seed{seed}") if widths_from else ""}, f)
+                   "widths_from": str(root / env / widths_from / f"seed{seed}") if widths_from else "",
+                   **({} if beta is None else {"beta": beta})}, f)
     cols = ["step", "eval_return", "params", "ofenet_params"] + [f"alive:ofenet/{x}" for x in LAYERS if ofenet]
     last = steps if done else steps // 2
     with open(d / "progress.csv", "w", newline="") as f:
@@ -455,6 +456,20 @@ def test_beta_front_default_cell_and_family_name_another_front(tmp_path, capsys)
                             "--default-cell", "xinet-theta", "--family", "xinet"]) == 0
     rows = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["rows"]
     assert [(r["cell"], r["beta"]) for r in rows] == [("xinet-beta0", 0.0)] * 2 + [("xinet-theta", AgentConfig.beta)] * 2
+
+
+def test_beta_front_reads_the_beta_a_run_recorded(tmp_path, capsys):
+    """A default cell made before the default β changed stands at the β its config.json records, not today's."""
+    import beta_front
+    from xiref.agent import AgentConfig
+    then = AgentConfig.beta / 2
+    for seed in (0, 1):
+        write_run(tmp_path, "Toy-v0", "xinet-theta", seed, 900.0, ofenet=4000, variant_of="xinet", beta=then)
+    _front(tmp_path, {"xinet-beta30": 2000})
+    assert beta_front.main(["--root", str(tmp_path), "--env", "Toy-v0", "--out", str(tmp_path / "f"),
+                            "--default-cell", "xinet-theta", "--family", "xinet"]) == 0
+    rows = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["rows"]
+    assert [(r["cell"], r["beta"]) for r in rows] == [("xinet-theta", then)] * 2 + [("xinet-beta30", 30.0)] * 2
 
 
 def test_beta_front_negative_control_a_higher_price_keeping_more_is_not_monotone(tmp_path, capsys):

@@ -62,7 +62,7 @@ class AgentConfig:
     ofe_widths: tuple = ()          # per-layer widths (2L, state then action block); overrides ofe_units
     target_dim: int = 0             # T, predicted part of o′ (0: whole observation)
     gated: bool = False             # XiNet: Bernoulli gates on OFENet, actor and critic units
-    beta: float = 10.0              # β (Eq. 19), the one price knob: every network whose own β below is unset
+    beta: float = 20.0              # β (Eq. 19), the one price knob: every network whose own β below is unset
     beta_ofenet: float | None = None    # β for OFENet alone (none: use beta)
     beta_actor: float | None = 0.1      # β for the actor alone (none: use beta); its loss −Q has no zero (METHOD §7)
     beta_critic: float | None = None    # β for each critic (none: use beta)

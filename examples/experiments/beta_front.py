@@ -31,7 +31,9 @@ FIELDS = ("cell", "beta", "seed", "final_return", "ofenet_params", "ofenet_param
 
 
 def cell_beta(cell, default_cell="xinet", family="xinet-tilde"):
-    """β of a front cell: `default_cell` runs at the default β, `<family>-beta<B>` at B; None for any other cell."""
+    """β of a front cell: `default_cell` runs at today's default β, `<family>-beta<B>` at B; None for any other
+    cell. A run's own config.json, when it records β, has the last word (a default cell made before a change of
+    the default ran at the β of its day)."""
     if cell == default_cell:
         return AgentConfig.beta
     m = re.fullmatch(re.escape(family) + r"-beta(\d+(?:\.\d+)?)", cell)
@@ -46,7 +48,7 @@ def front_rows(cells, default_cell="xinet", family="xinet-tilde"):
         if beta is None:
             continue
         for s in load_finished(dirs):
-            rows.append({"cell": cell, "beta": beta, "seed": s["seed"],
+            rows.append({"cell": cell, "beta": beta if s.get("beta") is None else float(s["beta"]), "seed": s["seed"],
                          "final_return": s["final_return"],
                          "ofenet_params": s["ofenet_params"], "ofenet_params_initial": s["ofenet_params_initial"],
                          "params": s["params"]})

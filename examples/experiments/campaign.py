@@ -47,6 +47,9 @@ CRITIC_ETA_0002 = ["--eta-theta-critic", "0.002"]
 # the expected-gate forward reading θ (Eq. 3), the default until 2026-12-06 (θ̃ since, Eq. 40); pinned in every variant
 # run before, so that a re-run reproduces the committed one (docs/EXPERIMENTS.md E19)
 THETA_READ = ["--expected-gates", "theta"]
+# the price β = 10, the default from 2026-12-05 until 2026-12-06 (20 since, docs/EXPERIMENTS.md E20); pinned in every
+# variant measured at it that sets no β of its own
+BETA10 = ["--beta", "10"]
 PAIR = ["--baseline", "pair", "--k-theta", "0", "--beta", "1", "--beta-actor", "0.1", "--beta-critic", "0.1", "--eta-theta-actor",
         "0.01", "--eta-theta-critic", "0.0005"] + THETA_READ
 # directory name -> (xiref method, its fixed flags[, for an ofe-small variant: the xinet variant giving its widths])
@@ -108,18 +111,19 @@ VARIANTS = {
     # OFENet's θ priced by its consumers too (METHOD §7, EXPERIMENTS.md E16), at a price matched to the default's;
     # OFENet's θ waits as the SAC nets' do: untrained consumers value no unit, and OFENet lost 8 % in 2 000 steps
     "xinet-ofe-consumers-beta50": ("xinet", ["--ofenet-value", "consumers", "--beta-ofenet", "50",
-                                             "--theta-delay-ofenet", "5000"] + THETA_READ),
+                                             "--theta-delay-ofenet", "5000"] + THETA_READ + BETA10),
     # the critics unpriced (their β 0; OFENet's 10, the actor's 0.1): at the defaults the critics' second layers end
     # with 160–175 of 256 units, while ofe-small's keep 256 — is it the critics' pruning that costs xinet's return?
-    "xinet-critic-beta0": ("xinet", ["--beta-critic", "0"] + THETA_READ),
+    "xinet-critic-beta0": ("xinet", ["--beta-critic", "0"] + THETA_READ + BETA10),
     # the defaults until 2026-12-06, the expected-gate forward reading θ (Eq. 3): a critic fitted under gates sampled
     # at 1 − ε_ξ bootstraps at γ(1 − ε_ξ)^(−2) (0.9919, EXPERIMENTS.md E4, E19) instead of γ = 0.99; and its ofe-small
-    "xinet-theta": ("xinet", THETA_READ),
+    "xinet-theta": ("xinet", THETA_READ + BETA10),
     "ofe-small-theta": ("ofe-small", [], "xinet-theta"),
-    # the β front at the defaults of 2026-12-06 (OFENet's and the critics' price; the actor keeps its own 0.1), the
-    # reading θ̃ pinned so that the cells keep their meaning if the default changes; β = 10 is `xinet`
+    # the β front read with θ̃ (OFENet's and the critics' price; the actor keeps its own 0.1), the reading pinned so
+    # that the cells keep their meaning if a default changes; β = 20 is `xinet`; β = 10, the default until the front
+    # chose 20 (2026-12-06, EXPERIMENTS.md E20), is `xinet-tilde-beta10`
     "xinet-tilde-beta0": ("xinet", ["--beta", "0", "--beta-actor", "none", "--expected-gates", "tilde"]),  # the actor's 0 too
-    **{f"xinet-tilde-beta{b}": ("xinet", ["--beta", b, "--expected-gates", "tilde"]) for b in ("1", "3", "15", "20", "30")},
+    **{f"xinet-tilde-beta{b}": ("xinet", ["--beta", b, "--expected-gates", "tilde"]) for b in ("1", "3", "10", "15", "30")},
     # claim 2 against a xinet variant: an ungated OFENet at the widths that variant's run of the same seed ended with
     "ofe-small-eta0.01": ("ofe-small", [], "xinet-ofe-eta0.01"),
     "ofe-small-eps0.01": ("ofe-small", [], "xinet-ofe-eps0.01"),

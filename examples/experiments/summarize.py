@@ -64,7 +64,7 @@ def load_finished(run_dirs, cell=None):
     under "progress" (read once), its final OFENet auxiliary loss under "aux_loss_final" and, for ofe-small,
     the name of the XiNet cell its widths came from under "widths_source": the one campaign.WIDTHS_FROM names for
     `cell` (runs moved to another cell when a default changed keep the path they were made from), else the
-    directory of config.json's widths_from."""
+    directory of config.json's widths_from; the price β it ran at (config.json) under "beta"."""
     out = []
     for d in run_dirs:
         path = os.path.join(d, "summary.json")
@@ -81,7 +81,8 @@ def load_finished(run_dirs, cell=None):
             source = (WIDTHS_FROM.get(cell) or os.path.basename(os.path.dirname(os.path.normpath(widths_from)))
                       if widths_from else None)
             out.append(dict(summary, dir=d, progress=rows, aux_loss_final=final_aux_loss(rows),
-                            widths_source=source, eta_theta_critic=critics_eta_theta(config)))
+                            widths_source=source, eta_theta_critic=critics_eta_theta(config),
+                            beta=config.get("beta")))
     return out
 
 
