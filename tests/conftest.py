@@ -14,5 +14,7 @@ def xinet_dir(tmp_path_factory):
     from test_train import QUICK, quiet, tiny_config
     from xiref import train as T
     out = tmp_path_factory.mktemp("tiny-xinet")
-    T.train(tiny_config(out, method="xinet", **{**QUICK, "steps": 400, "checkpoint_every": 400}), echo=quiet)
+    # β = 10: a price at which some units are still at θ = 1 at step 400, where θ and θ̃ (Eq. 40) differ
+    T.train(tiny_config(out, method="xinet", **{**QUICK, "steps": 400, "checkpoint_every": 400, "beta": 10.0}),
+            echo=quiet)
     return out

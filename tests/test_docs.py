@@ -132,12 +132,14 @@ PATH = re.compile(r"(?<![\w/.])((?:examples|docs|xiref|tests)/[^\s`'\"()\[\],;|]
 
 
 def missing_paths(text):
-    """Repository paths named in text that do not exist (paths with placeholders or globs are skipped)."""
+    """Repository paths named in text that do not exist (paths with placeholders or globs are skipped; an output
+    prefix such as beta_front.py's --out passes when files <prefix>.<ext> exist)."""
     out = []
     for p in PATH.findall(text):
         if any(c in p for c in "<>{}*…") or p.endswith("/seed"):
             continue
-        if not os.path.exists(os.path.join(ROOT, p)):
+        full = os.path.join(ROOT, p)
+        if not os.path.exists(full) and not glob.glob(glob.escape(full) + ".*"):
             out.append(p)
     return out
 
@@ -151,6 +153,9 @@ def test_every_path_the_readme_and_docs_name_exists():
 def test_negative_control_a_renamed_script_is_caught():
     assert missing_paths("run `python examples/campaign.py` then examples/experiments/campaign.py") == \
         ["examples/campaign.py"]
+    # a prefix passes only with files behind it
+    assert missing_paths("examples/results/HalfCheetah-v5_beta_front examples/results/HalfCheetah-v5_beta_frnt") == \
+        ["examples/results/HalfCheetah-v5_beta_frnt"]
 
 
 def test_readme_and_method_stay_short():
