@@ -32,8 +32,7 @@ FIELDS = ("cell", "beta", "seed", "final_return", "ofenet_params", "ofenet_param
 
 def cell_beta(cell, default_cell="xinet", family="xinet-tilde"):
     """β of a front cell: `default_cell` runs at today's default β, `<family>-beta<B>` at B; None for any other
-    cell. A run's own config.json, when it records β, has the last word (a default cell made before a change of
-    the default ran at the β of its day)."""
+    cell."""
     if cell == default_cell:
         return AgentConfig.beta
     m = re.fullmatch(re.escape(family) + r"-beta(\d+(?:\.\d+)?)", cell)
@@ -41,7 +40,9 @@ def cell_beta(cell, default_cell="xinet", family="xinet-tilde"):
 
 
 def front_rows(cells, default_cell="xinet", family="xinet-tilde"):
-    """One row per finished run of a front cell: {cell, beta, seed, final_return, ofenet_params, …}."""
+    """One row per finished run of a front cell: {cell, beta, seed, final_return, ofenet_params, …}; the β a run's
+    config.json records has the last word over its cell's (a default cell made before a change of the default ran
+    at the β of its day)."""
     rows = []
     for cell, dirs in sorted(cells.items()):
         beta = cell_beta(cell, default_cell, family)
