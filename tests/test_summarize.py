@@ -421,26 +421,24 @@ def test_claim_envs_without_runs_keep_the_verdict_open(tmp_path):
     assert "on each env): **met**" in summarize.summarize(str(tmp_path), ("Toy-v0",))
 
 
-def _front(tmp_path, ofenet_by_beta):
-    for cell, ofenet in ofenet_by_beta.items():
+def _front(tmp_path, cells):
+    """Two finished seeds of every {cell: (β recorded in config.json, OFENet parameters)}, plus `ofe` and `sac`."""
+    for cell, (beta, ofenet) in cells.items():
         for seed in (0, 1):
-            write_run(tmp_path, "Toy-v0", cell, seed, 900.0 + 10 * seed, ofenet=ofenet, variant_of="xinet")
+            write_run(tmp_path, "Toy-v0", cell, seed, 900.0 + 10 * seed, ofenet=ofenet, variant_of="xinet", beta=beta)
     write_run(tmp_path, "Toy-v0", "ofe", 0, 1000.0, ofenet=8000)
     write_run(tmp_path, "Toy-v0", "sac", 0, 700.0)
 
 
 def test_beta_front_draws_every_beta_cell_and_checks_monotony(tmp_path, capsys):
     import beta_front
-    from xiref.agent import AgentConfig
-    default = AgentConfig.beta                           # `xinet` stands for the default β, between 1 and 30
-    assert 1 < default < 30
-    _front(tmp_path, {"xinet-tilde-beta0": 8000, "xinet-tilde-beta1": 6000, "xinet": 4000, "xinet-tilde-beta30": 2000,
-                      "xinet-ofe-eta0.01": 100, "xinet-beta3": 50})
+    _front(tmp_path, {"xinet-tilde-beta0": (0.0, 8000), "xinet-tilde-beta1": (1.0, 6000), "xinet": (20.0, 4000),
+                      "xinet-tilde-beta30": (30.0, 2000), "xinet-ofe-eta0.01": (20.0, 100), "xinet-beta3": (3.0, 50)})
     out = tmp_path / "front"
     assert beta_front.main(["--root", str(tmp_path), "--env", "Toy-v0", "--out", str(out)]) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert [(r["beta"], r["seed"]) for r in result["rows"]] == [(0.0, 0), (0.0, 1), (1.0, 0), (1.0, 1), (default, 0),
-                                                                 (default, 1), (30.0, 0), (30.0, 1)]
+    assert [(r["beta"], r["seed"]) for r in result["rows"]] == [(0.0, 0), (0.0, 1), (1.0, 0), (1.0, 1), (20.0, 0),
+                                                                 (20.0, 1), (30.0, 0), (30.0, 1)]
     # xinet-ofe-eta0.01: not a β cell; xinet-beta3: a β cell of another family
     assert result["monotone"] and result["references"] == {"ofe": 1000.0, "sac": 700.0}
     with open(tmp_path / "front.csv", newline="") as f:
@@ -450,31 +448,37 @@ def test_beta_front_draws_every_beta_cell_and_checks_monotony(tmp_path, capsys):
 
 def test_beta_front_default_cell_and_family_name_another_front(tmp_path, capsys):
     import beta_front
-    from xiref.agent import AgentConfig
-    _front(tmp_path, {"xinet-beta0": 8000, "xinet-theta": 4000, "xinet": 100, "xinet-tilde-beta1": 50})
+    _front(tmp_path, {"xinet-beta0": (0.0, 8000), "xinet-theta": (10.0, 4000), "xinet": (20.0, 100),
+                      "xinet-tilde-beta1": (1.0, 50)})
     assert beta_front.main(["--root", str(tmp_path), "--env", "Toy-v0", "--out", str(tmp_path / "f"),
                             "--default-cell", "xinet-theta", "--family", "xinet"]) == 0
     rows = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["rows"]
-    assert [(r["cell"], r["beta"]) for r in rows] == [("xinet-beta0", 0.0)] * 2 + [("xinet-theta", AgentConfig.beta)] * 2
+    assert [(r["cell"], r["beta"]) for r in rows] == [("xinet-beta0", 0.0)] * 2 + [("xinet-theta", 10.0)] * 2
 
 
-def test_beta_front_reads_the_beta_a_run_recorded(tmp_path, capsys):
-    """A default cell made before the default β changed stands at the β its config.json records, not today's."""
+def test_beta_front_places_a_run_at_the_beta_it_recorded_not_at_its_cell_name(tmp_path, capsys):
+    """A cell's name picks the front; the β a run's config.json records places it (here a `-beta30` cell whose runs
+    record 25: only the recorded value can give 25)."""
     import beta_front
-    from xiref.agent import AgentConfig
-    then = AgentConfig.beta / 2
-    for seed in (0, 1):
-        write_run(tmp_path, "Toy-v0", "xinet-theta", seed, 900.0, ofenet=4000, variant_of="xinet", beta=then)
-    _front(tmp_path, {"xinet-beta30": 2000})
-    assert beta_front.main(["--root", str(tmp_path), "--env", "Toy-v0", "--out", str(tmp_path / "f"),
-                            "--default-cell", "xinet-theta", "--family", "xinet"]) == 0
+    _front(tmp_path, {"xinet-tilde-beta30": (25.0, 2000), "xinet": (20.0, 4000)})
+    assert beta_front.main(["--root", str(tmp_path), "--env", "Toy-v0", "--out", str(tmp_path / "f")]) == 0
     rows = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["rows"]
-    assert [(r["cell"], r["beta"]) for r in rows] == [("xinet-theta", then)] * 2 + [("xinet-beta30", 30.0)] * 2
+    assert [(r["cell"], r["beta"]) for r in rows] == [("xinet", 20.0)] * 2 + [("xinet-tilde-beta30", 25.0)] * 2
+
+
+def test_beta_front_a_run_that_records_no_beta_is_one_line(tmp_path, capsys):
+    import beta_front
+    write_run(tmp_path, "Toy-v0", "xinet", 0, 900.0, ofenet=4000)
+    with pytest.raises(SystemExit) as exc:
+        beta_front.main(["--root", str(tmp_path), "--env", "Toy-v0", "--out", str(tmp_path / "f")])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and err.startswith("beta_front: error: ") and "records no beta" in err
+    assert not (tmp_path / "f.csv").exists()
 
 
 def test_beta_front_negative_control_a_higher_price_keeping_more_is_not_monotone(tmp_path, capsys):
     import beta_front
-    _front(tmp_path, {"xinet-tilde-beta0": 2000, "xinet-tilde-beta10": 6000})
+    _front(tmp_path, {"xinet-tilde-beta0": (0.0, 2000), "xinet-tilde-beta10": (10.0, 6000)})
     assert beta_front.main(["--root", str(tmp_path), "--env", "Toy-v0", "--out", str(tmp_path / "f")]) == 0
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["monotone"] is False
 

@@ -2,7 +2,7 @@
 
 Reads the finished runs <root>/<env>/<cell>/seed<k>/ of one family of β cells of examples/experiments/campaign.py —
 `--default-cell` (the default β; `xinet`) and `<family>-beta<B>` (`xinet-tilde-beta<B>`) — and the ungated `ofe` and
-`sac` of the same env as references. Writes
+`sac` of the same env as references. Each run stands at the β its config.json records. Writes
 <out>.png (x: OFENet parameters at the end, log scale; y: final return; one marker per seed, a line through the
 per-β means, ordered by β) and <out>.csv (one row per run), and prints one JSON line with every point and whether
 the front is monotone (a higher β never keeps more OFENet parameters on average).
@@ -22,7 +22,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from summarize import find_runs, load_finished  # noqa: E402  (sibling)
 from summary_plots import _pyplot, _save  # noqa: E402
 
-from xiref.agent import AgentConfig  # noqa: E402
 from xiref.checkpoint import atomic_write_text  # noqa: E402
 from xiref.errors import script_error  # noqa: E402
 from xiref.train import csv_text  # noqa: E402
@@ -30,27 +29,23 @@ from xiref.train import csv_text  # noqa: E402
 FIELDS = ("cell", "beta", "seed", "final_return", "ofenet_params", "ofenet_params_initial", "params")
 
 
-def cell_beta(cell, default_cell="xinet", family="xinet-tilde"):
-    """β of a front cell: `default_cell` runs at today's default β, `<family>-beta<B>` at B; None for any other
-    cell."""
-    if cell == default_cell:
-        return AgentConfig.beta
-    m = re.fullmatch(re.escape(family) + r"-beta(\d+(?:\.\d+)?)", cell)
-    return float(m.group(1)) if m else None
+def is_front_cell(cell, default_cell="xinet", family="xinet-tilde"):
+    """True for the cells of one front: `default_cell` and `<family>-beta<B>`."""
+    return cell == default_cell or re.fullmatch(re.escape(family) + r"-beta\d+(?:\.\d+)?", cell) is not None
 
 
 def front_rows(cells, default_cell="xinet", family="xinet-tilde"):
-    """One row per finished run of a front cell: {cell, beta, seed, final_return, ofenet_params, …}; the β a run's
-    config.json records has the last word over its cell's (a default cell made before a change of the default ran
-    at the β of its day)."""
+    """One row per finished run of a front cell: {cell, beta, seed, final_return, ofenet_params, …}. A run stands
+    at the β its config.json records (a default cell made before a change of the default ran at the β of its day);
+    a run that records none is an error, named in one line."""
     rows = []
     for cell, dirs in sorted(cells.items()):
-        beta = cell_beta(cell, default_cell, family)
-        if beta is None:
+        if not is_front_cell(cell, default_cell, family):
             continue
         for s in load_finished(dirs):
-            rows.append({"cell": cell, "beta": beta if s.get("beta") is None else float(s["beta"]), "seed": s["seed"],
-                         "final_return": s["final_return"],
+            if s.get("beta") is None:
+                script_error("beta_front", f"{s['dir']}/config.json records no beta")
+            rows.append({"cell": cell, "beta": float(s["beta"]), "seed": s["seed"], "final_return": s["final_return"],
                          "ofenet_params": s["ofenet_params"], "ofenet_params_initial": s["ofenet_params_initial"],
                          "params": s["params"]})
     return sorted(rows, key=lambda r: (r["beta"], r["seed"]))
