@@ -74,7 +74,7 @@ def _resolution(name, a, b, k=1.0):
     text = f"{name} {margin:+.0f}, standard error {se:.0f}"
     if abs(margin) < RESOLVED_SE * se:
         n = seeds_to_resolve(a, b, margin, k)
-        more = f"; at these spreads ≈ {n} seeds per side would" if n else ""
+        more = f"; at these spreads ≈ {n} seeds per side would resolve it" if n else ""
         return margin, text, (f"{name} {margin:+.0f} is within {RESOLVED_SE:g} standard errors ({se:.0f}): "
                               f"these seeds do not resolve its sign{more}")
     return margin, text, None
