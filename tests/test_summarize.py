@@ -134,7 +134,7 @@ def test_margin_standard_error_and_resolution_flag():
     c = summarize.claim2(finished(xinet=[(r, 100) for r in a], ofe_small=[(r, 100) for r in (-10.0, 3.0, 16.0)]))
     assert c["verdict"] == "met" and c["flags"] == [
         "difference +9 is within 2 standard errors (8): these seeds do not resolve its sign; at these spreads ≈ 9 "
-        "seeds per side would resolve it"]                                  # 2²·(4 + 169) / 9² = 8.5 → 9
+        "seeds per side would resolve it"]  # 2²·(4 + 169) / 9² = 8.5 → 9
     # one seed per side: no standard error, no warning, said so
     c = summarize.claim2(finished(xinet=[(12.0, 100)], ofe_small=[(3.0, 100)]))
     assert c["flags"] == [] and "difference +9 (standard error needs ≥ 2 seeds per side)" in c["numbers"][0]
@@ -146,7 +146,7 @@ def test_margin_standard_error_and_resolution_flag():
     c = summarize.claim1(finished(ofe=[(r, 1000) for r in (50.0, 150.0)], xinet=[(r, 500) for r in (96.0, 96.0)]))
     assert c["verdict"] == "met" and c["flags"] == [
         "margin xinet − 0.95·ofe +1 is within 2 standard errors (48): these seeds do not resolve its sign; at "
-        "these spreads ≈ 18050 seeds per side would resolve it"]            # 2²·(0 + 0.95²·5000) / 1²
+        "these spreads ≈ 18050 seeds per side would resolve it"]  # 2²·(0 + 0.95²·5000) / 1²
     # the same returns with 40 % removed: not met by the removal whatever the return does, so no warning
     c = summarize.claim1(finished(ofe=[(r, 1000) for r in (50.0, 150.0)], xinet=[(r, 600) for r in (96.0, 96.0)]))
     assert c["verdict"] == "not met" and c["flags"] == [] and "standard error 48" in c["numbers"][2]
@@ -298,9 +298,9 @@ def test_script_writes_summary_and_figures(tmp_path, capsys):
     assert "margin xinet − 0.95·ofe +25, standard error 124" in toy
     assert [x.strip() for x in toy.splitlines() if "⚠" in x] == [
         "- ⚠ margin xinet − 0.95·ofe +25 is within 2 standard errors (124): these seeds do not resolve its sign; "
-        "at these spreads ≈ 198 seeds per side would resolve it",            # 2²·(12800 + 0.95²·20000) / 25² = 197.4
+        "at these spreads ≈ 198 seeds per side would resolve it",  # 2²·(12800 + 0.95²·20000) / 25² = 197.4
         "- ⚠ difference +120 is within 2 standard errors (94): these seeds do not resolve its sign; at these "
-        "spreads ≈ 5 seeds per side would resolve it"]                       # 2²·(12800 + 5000) / 120² = 4.9
+        "spreads ≈ 5 seeds per side would resolve it"]  # 2²·(12800 + 5000) / 120² = 4.9
     other = text[text.index("## Other-v0"):text.index("## Toy-v0")]
     assert "not yet measured (missing: ofe, xinet)" in other
     assert "- **Claim 1** (" in text and "on each env): **not yet measured (Other-v0 — missing: ofe, xinet)**" in text

@@ -126,7 +126,7 @@ VARIANTS = {
     **{f"xinet-tilde-beta{b}": ("xinet", ["--beta", b, "--expected-gates", "tilde"]) for b in ("1", "3", "10", "15", "30")},
     # the actor unpriced (its β 0; OFENet's and the critics' 20): at its default 0.1 the actor keeps every unit on
     # InvertedPendulum, HalfCheetah and Hopper, yet its θ end below 1 (mean 1 − θ of its second layer 0.02 on
-    # HalfCheetah seeds 2–4, 0.05 on Hopper seed 0), so it trains under a sampled dropout that removes nothing
+    # HalfCheetah seeds 2–4, 0.04–0.05 on Hopper seeds 0–2), so it trains under a sampled dropout that removes nothing
     "xinet-actor-beta0": ("xinet", ["--beta-actor", "0"]),
     # claim 2 against a xinet variant: an ungated OFENet at the widths that variant's run of the same seed ended with
     "ofe-small-eta0.01": ("ofe-small", [], "xinet-ofe-eta0.01"),
