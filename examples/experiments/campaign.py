@@ -124,9 +124,9 @@ VARIANTS = {
     # chose 20 (2026-12-06, EXPERIMENTS.md E20), is `xinet-tilde-beta10`
     "xinet-tilde-beta0": ("xinet", ["--beta", "0", "--beta-actor", "none", "--expected-gates", "tilde"]),  # the actor's 0 too
     **{f"xinet-tilde-beta{b}": ("xinet", ["--beta", b, "--expected-gates", "tilde"]) for b in ("1", "3", "10", "15", "30")},
-    # the actor unpriced (its β 0; OFENet's and the critics' 20): at its default 0.1 the actor keeps every unit on
-    # InvertedPendulum, HalfCheetah and Hopper, yet its θ end below 1 (mean 1 − θ of its second layer 0.02 on
-    # HalfCheetah seeds 2–4, 0.04–0.05 on Hopper seeds 0–2), so it trains under a sampled dropout that removes nothing
+    # the actor unpriced (its β 0; OFENet's and the critics' 20): at its default 0.1 the actor keeps every unit in the
+    # committed quickstart, HalfCheetah and Hopper `xinet` runs, yet ends with 90–105 of 128, 477–496 and all 512 of
+    # 512 units at θ inside (0, 1) (progress.csv, actor_theta_mid): it trains under a dropout that removes nothing
     "xinet-actor-beta0": ("xinet", ["--beta-actor", "0"]),
     # claim 2 against a xinet variant: an ungated OFENet at the widths that variant's run of the same seed ended with
     "ofe-small-eta0.01": ("ofe-small", [], "xinet-ofe-eta0.01"),
